@@ -1,0 +1,157 @@
+"""Transactions that Row Level Security scopes to one tenant.
+
+`BEGIN` and the tenant setting travel together in one simple-query round trip, the
+setting is transaction-local (`set_config(..., true)`), and nothing ever sets it at
+session level, so a connection handed back to the pool carries no tenant.
+See docs/adr/0002-one-transaction-per-request.md for why a request holds one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Executable, Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+def begin_sql(tenant_id: uuid.UUID) -> str:
+    """The statement that opens a tenant transaction.
+
+    It is sent as a simple query so `BEGIN` and `set_config` share one round trip; that
+    protocol takes no parameters, so the tenant is inlined, which is safe only because a
+    `uuid.UUID` renders as hex digits and dashes.
+    """
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError(f"tenant_id must be a UUID, not {type(tenant_id).__name__}")
+    return f"BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)"
+
+
+class TenantDB:
+    """One request's database access, bound to one tenant.
+
+    The connection and its transaction open on the first statement (a request that
+    reads nothing from the database costs no round trip) and close when the request
+    ends. Statements are serialized, so sibling resolvers awaiting at once never hit
+    asyncpg's "another operation is in progress".
+    """
+
+    def __init__(self, engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
+        self.engine = engine
+        self.tenant_id = tenant_id
+        self._connection: AsyncConnection | None = None
+        self._in_transaction = False
+        self._has_writes = False
+        self._savepoints = 0
+        self._lock = asyncio.Lock()
+
+    async def _begin(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self.engine.connect()
+        if not self._in_transaction:
+            driver = await _driver(self._connection)
+            await driver.execute(begin_sql(self.tenant_id))
+            self._in_transaction = True
+        return self._connection
+
+    async def all(self, statement: Executable) -> Sequence[Row[Any]]:
+        async with self._lock:
+            connection = await self._begin()
+            result = await connection.execute(statement)
+            return result.all()
+
+    async def one_or_none(self, statement: Executable) -> Row[Any] | None:
+        rows = await self.all(statement)
+        return rows[0] if rows else None
+
+    async def scalar(self, statement: Executable) -> Any:
+        async with self._lock:
+            connection = await self._begin()
+            return (await connection.execute(statement)).scalar()
+
+    async def write(self, statement: Executable) -> Sequence[Row[Any]]:
+        """Run an INSERT/UPDATE/DELETE (with RETURNING, if any) and return its rows."""
+        async with self._lock:
+            connection = await self._begin()
+            self._has_writes = True
+            result = await connection.execute(statement)
+            return result.all() if result.returns_rows else ()
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """All or nothing for one mutation, without touching earlier ones in the request.
+
+        With nothing written yet, a failure rolls the whole transaction back (no savepoint
+        needed, no extra round trip); once something is written, a savepoint protects it.
+        """
+        async with self._lock:
+            savepoint = self._has_writes and self._in_transaction
+            if savepoint:
+                self._savepoints += 1
+                name = f"mutation_{self._savepoints}"
+                driver = await _driver(await self._begin())
+                await driver.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            async with self._lock:
+                if savepoint:
+                    driver = await _driver(await self._begin())
+                    await driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                else:
+                    await self._end("ROLLBACK")
+            raise
+
+    async def close(self, *, commit: bool) -> None:
+        """End the transaction and give the connection back to the pool."""
+        async with self._lock:
+            try:
+                await self._end("COMMIT" if commit else "ROLLBACK")
+            finally:
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    await _release(connection)
+
+    async def _end(self, command: str) -> None:
+        if self._in_transaction and self._connection is not None:
+            self._in_transaction = False
+            self._has_writes = False
+            driver = await _driver(self._connection)
+            await driver.execute(command)
+
+
+async def _driver(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, for the statements that take no parameters."""
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def _release(connection: AsyncConnection) -> None:
+    """Return a connection to the pool, or discard it if it may still be inside a transaction."""
+    try:
+        driver = await _driver(connection)
+        if driver.is_in_transaction():
+            await driver.execute("ROLLBACK")
+    except Exception:
+        await connection.invalidate()
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID) -> AsyncIterator[TenantDB]:
+    """A TenantDB committed on success and rolled back on error: for work outside a request."""
+    db = TenantDB(engine, tenant_id)
+    try:
+        yield db
+    except BaseException:
+        await db.close(commit=False)
+        raise
+    else:
+        await db.close(commit=True)
+
+
+__all__ = ["TenantDB", "begin_sql", "tenant_transaction"]

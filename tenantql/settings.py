@@ -1,0 +1,115 @@
+"""The service's settings: read once from the environment (and `.env`), typed and frozen."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings, Secret
+
+
+class PersistedMode(StrEnum):
+    OFF = "off"
+    APQ = "apq"
+    STRICT = "strict"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def _flag(value: str) -> bool:
+    if value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, named as in the contract's section 10.
+
+    `database_url` and `redis_url` are None when the embedded servers should be started.
+    """
+
+    database_url: str | None = None
+    database_owner_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: Secret | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: tuple[str, ...] = ()
+    persisted_queries: PersistedMode = PersistedMode.OFF
+    persisted_query_manifest: str | None = None
+    graphiql: bool = True
+    introspection: bool = True
+    cors_origins: tuple[str, ...] = ()
+    log_format: LogFormat = LogFormat.CONSOLE
+    home: Path = Path(".tenantql")
+    database_pool_size: int = 10
+    database_statement_timeout_ms: int = 15_000
+    tenant_cache_seconds: float = 5.0
+    graphiql_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env_file: str | None = ".env") -> Settings:
+        env = Config(env_file if env_file and Path(env_file).is_file() else None)
+        home = Path(env("TENANTQL_HOME", default=".tenantql")).expanduser()
+        secret = env("JWT_SECRET", cast=Secret, default=None)
+        jwks_url = env("JWT_JWKS_URL", default=None) or None
+        return cls(
+            database_url=env("DATABASE_URL", default=None) or None,
+            database_owner_url=env("DATABASE_OWNER_URL", default=None) or None,
+            redis_url=env("REDIS_URL", default=None) or None,
+            jwt_secret=secret if secret and str(secret) else None,
+            jwt_jwks_url=jwks_url,
+            jwt_issuer=env("JWT_ISSUER", default=None) or None,
+            jwt_audience=env("JWT_AUDIENCE", default=None) or None,
+            jwt_algorithms=tuple(env("JWT_ALGORITHMS", cast=CommaSeparatedStrings, default="")),
+            persisted_queries=env("PERSISTED_QUERIES", cast=PersistedMode, default="off"),
+            persisted_query_manifest=env("PERSISTED_QUERY_MANIFEST", default=None) or None,
+            graphiql=env("GRAPHIQL", cast=_flag, default="true"),
+            introspection=env("INTROSPECTION", cast=_flag, default="true"),
+            cors_origins=tuple(env("CORS_ORIGINS", cast=CommaSeparatedStrings, default="")),
+            log_format=env("LOG_FORMAT", cast=LogFormat, default="console"),
+            home=home,
+            database_pool_size=env("DATABASE_POOL_SIZE", cast=int, default=10),
+            database_statement_timeout_ms=env("DATABASE_STATEMENT_TIMEOUT_MS", cast=int, default=15_000),
+            tenant_cache_seconds=env("TENANT_CACHE_SECONDS", cast=float, default=5.0),
+            graphiql_token=env("TENANTQL_GRAPHIQL_TOKEN", default=None) or None,
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """True when neither server is configured, so `serve` starts its own."""
+        return self.database_url is None and self.redis_url is None
+
+    def with_servers(self, *, database_url: str, database_owner_url: str, redis_url: str) -> Settings:
+        from dataclasses import replace
+
+        return replace(
+            self,
+            database_url=database_url,
+            database_owner_url=database_owner_url,
+            redis_url=redis_url,
+        )
+
+    def export(self) -> None:
+        """Put the server addresses into the environment, for worker processes to read."""
+        for name, value in (
+            ("DATABASE_URL", self.database_url),
+            ("DATABASE_OWNER_URL", self.database_owner_url),
+            ("REDIS_URL", self.redis_url),
+            ("TENANTQL_GRAPHIQL_TOKEN", self.graphiql_token),
+        ):
+            if value:
+                os.environ[name] = value
+
+
+__all__ = ["LogFormat", "PersistedMode", "Settings"]
