@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from auth.tenant import Plan, Role, TenantStatus  # identity enums: auth/ owns them, db/ stores them
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -36,24 +38,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Plan(enum.StrEnum):
-    STARTER = "STARTER"
-    GROWTH = "GROWTH"
-    SCALE = "SCALE"
-    ENTERPRISE = "ENTERPRISE"
-
-
-class TenantStatus(enum.StrEnum):
-    ACTIVE = "ACTIVE"
-    SUSPENDED = "SUSPENDED"
-
-
-class Role(enum.StrEnum):
-    ADMIN = "ADMIN"
-    MEMBER = "MEMBER"
-    VIEWER = "VIEWER"
 
 
 class ShipmentStatus(enum.StrEnum):

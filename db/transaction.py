@@ -57,27 +57,23 @@ class TenantDB:
             self._in_transaction = True
         return self._connection
 
-    async def all(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def all(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
+        """Rows of a statement; a `:tenant_id` parameter is bound to this tenant."""
         async with self._lock:
             connection = await self._begin()
-            result = await connection.execute(statement)
+            result = await connection.execute(statement, {"tenant_id": self.tenant_id, **params})
             return result.all()
 
-    async def one_or_none(self, statement: Executable) -> Row[Any] | None:
-        rows = await self.all(statement)
+    async def one_or_none(self, statement: Executable, /, **params: Any) -> Row[Any] | None:
+        rows = await self.all(statement, **params)
         return rows[0] if rows else None
 
-    async def scalar(self, statement: Executable) -> Any:
-        async with self._lock:
-            connection = await self._begin()
-            return (await connection.execute(statement)).scalar()
-
-    async def write(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def write(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
         """Run an INSERT/UPDATE/DELETE (with RETURNING, if any) and return its rows."""
         async with self._lock:
             connection = await self._begin()
             self._has_writes = True
-            result = await connection.execute(statement)
+            result = await connection.execute(statement, {"tenant_id": self.tenant_id, **params})
             return result.all() if result.returns_rows else ()
 
     @asynccontextmanager

@@ -1,0 +1,93 @@
+"""From request headers to a TenantContext, or an AuthError that says why not."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Protocol
+
+from auth.errors import AuthError, forbidden, suspended, unauthenticated
+from auth.jwt import Claims, JWTVerifier
+from auth.tenant import TenantContext, TenantLookup, TenantStatus
+
+API_KEY_PREFIX = "tql_"
+
+
+class ApiKeyVerifier(Protocol):
+    """Turns an API key into the claims it stands for; db/ implements it."""
+
+    async def __call__(self, key: str, /) -> tuple[Claims, uuid.UUID] | None: ...
+
+
+def credential_from(headers: Mapping[str, str]) -> str:
+    """The one credential of a request: `Authorization: Bearer …` or `X-API-Key`."""
+    authorization = headers.get("authorization")
+    api_key = headers.get("x-api-key")
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise unauthenticated("the Authorization header must be 'Bearer <token>'")
+        if api_key and api_key.strip() != value.strip():
+            raise unauthenticated("send one credential, not two")
+        return value.strip()
+    if api_key:
+        return api_key.strip()
+    raise unauthenticated("a credential is required: send 'Authorization: Bearer <token>'")
+
+
+class Authenticator:
+    def __init__(
+        self,
+        verifier: JWTVerifier,
+        tenants: TenantLookup,
+        api_keys: ApiKeyVerifier | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.tenants = tenants
+        self.api_keys = api_keys
+
+    async def authenticate(self, headers: Mapping[str, str], *, request_id: str) -> TenantContext:
+        """Verify the credential, then the tenant it names; raises AuthError."""
+        credential = credential_from(headers)
+        api_key_id = None
+        if credential.startswith(API_KEY_PREFIX):
+            found = await self.api_keys(credential) if self.api_keys else None
+            if found is None:
+                raise unauthenticated("the API key is not valid")
+            claims, api_key_id = found
+        else:
+            claims = await self.verifier.verify(credential)
+
+        tenant = await self.tenants(claims.tenant_id)
+        if tenant is None:
+            raise unauthenticated("the token's tenant does not exist")
+        requested = headers.get("x-tenant-id")
+        if requested is not None and not _names(requested.strip(), tenant.id, tenant.slug):
+            raise forbidden("X-Tenant-ID does not match the credential's tenant")
+        if tenant.status is TenantStatus.SUSPENDED:
+            raise suspended(tenant.slug)
+        return TenantContext(
+            tenant_id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            plan=tenant.plan,
+            status=tenant.status,
+            user_id=claims.user_id,
+            role=claims.role,
+            request_id=request_id,
+            rate_limit_per_minute=tenant.rate_limit_per_minute,
+            api_key_id=api_key_id,
+        )
+
+
+def _names(value: str, tenant_id: uuid.UUID, slug: str) -> bool:
+    """`X-Tenant-ID` may carry the tenant's uuid (any case) or its slug."""
+    if value == slug:
+        return True
+    try:
+        return uuid.UUID(value) == tenant_id
+    except ValueError:
+        return False
+
+
+__all__ = ["API_KEY_PREFIX", "ApiKeyVerifier", "AuthError", "Authenticator", "credential_from"]

@@ -1,0 +1,197 @@
+"""Verify a bearer JWT and read the claims a request needs.
+
+HS256 tokens are checked against the shared secret, RS256/ES256 tokens against the key
+their `kid` names in the JWKS. The algorithm is checked against the allow-list before
+any key is chosen, and each family is checked only with its own kind of key, so
+`alg: none` and HS/RS confusion (an RSA public key used as an HMAC secret) cannot pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from jwt import PyJWK, PyJWKSet
+
+from auth.errors import unauthenticated
+from auth.tenant import Role
+
+SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"})
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: Role
+
+
+class JWKSKeys:
+    """Signing keys from a JWKS URL, cached and refreshed when an unknown `kid` appears.
+
+    Refreshes are spaced out, so tokens with made-up `kid`s cannot make us hammer the
+    identity provider.
+    """
+
+    def __init__(self, url: str, *, max_age: float = 300.0, min_refresh_interval: float = 30.0) -> None:
+        self.url = url
+        self.max_age = max_age
+        self.min_refresh_interval = min_refresh_interval
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get(self, kid: str) -> PyJWK | None:
+        now = time.monotonic()
+        stale = now - self._fetched_at > self.max_age
+        if kid not in self._keys or stale:
+            async with self._lock:
+                if (kid not in self._keys or stale) and time.monotonic() - self._fetched_at > self.min_refresh_interval:
+                    await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        try:
+            document = await asyncio.to_thread(self._fetch)
+            keys = PyJWKSet.from_dict(document).keys
+        except Exception:  # an unreachable provider keeps the keys we had
+            self._fetched_at = time.monotonic()
+            return
+        self._keys = {key.key_id: key for key in keys if key.key_id}
+        self._fetched_at = time.monotonic()
+
+    def _fetch(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310 - configured URL
+            return json.loads(response.read())
+
+
+class JWTVerifier:
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        jwks: JWKSKeys | None = None,
+        algorithms: tuple[str, ...] = (),
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 5.0,
+    ) -> None:
+        if secret is None and jwks is None:
+            raise ValueError("configure JWT_SECRET or JWT_JWKS_URL")
+        default = (("HS256",) if secret else ()) + (("RS256", "ES256") if jwks else ())
+        self.algorithms = frozenset(algorithms or default)
+        if unknown := self.algorithms - SYMMETRIC - ASYMMETRIC:
+            raise ValueError(f"unsupported JWT algorithms: {', '.join(sorted(unknown))}")
+        if self.algorithms & SYMMETRIC and not secret:
+            raise ValueError("an HS algorithm is allowed but no JWT_SECRET is set")
+        if self.algorithms & ASYMMETRIC and not jwks:
+            raise ValueError("an RS/ES algorithm is allowed but no JWT_JWKS_URL is set")
+        self.secret = secret
+        self.jwks = jwks
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    async def verify(self, token: str) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthenticated("malformed token") from None
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            raise unauthenticated(f"token algorithm {algorithm!r} is not accepted")
+        key = await self._key_for(algorithm, header)
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": ["exp"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthenticated("token has expired") from None
+        except jwt.InvalidSignatureError:
+            raise unauthenticated("token signature is invalid") from None
+        except jwt.InvalidIssuerError:
+            raise unauthenticated("token issuer is not accepted") from None
+        except jwt.InvalidAudienceError:
+            raise unauthenticated("token audience is not accepted") from None
+        except jwt.ImmatureSignatureError:
+            raise unauthenticated("token is not valid yet") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise unauthenticated(f"token lacks the {error.claim!r} claim") from None
+        except jwt.PyJWTError:
+            raise unauthenticated("token is invalid") from None
+        return _claims(payload)
+
+    async def _key_for(self, algorithm: str, header: dict[str, Any]) -> Any:
+        if algorithm in SYMMETRIC:
+            return self.secret
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or self.jwks is None:
+            raise unauthenticated("token names no known signing key")
+        key = await self.jwks.get(kid)
+        if key is None or (key.algorithm_name not in (algorithm, None) and key.algorithm_name != "UNKNOWN"):
+            raise unauthenticated("token names no known signing key")
+        return key.key
+
+
+def _claims(payload: dict[str, Any]) -> Claims:
+    tenant_id = _uuid(payload.get("tenant_id"))
+    if tenant_id is None:
+        raise unauthenticated("token has no valid tenant_id claim")
+    user_id = _uuid(payload.get("sub"))
+    if user_id is None:
+        raise unauthenticated("token has no valid sub claim")
+    role = Role.from_claim(payload.get("role"))
+    if role is None:
+        raise unauthenticated("token role is not one of admin, member, viewer")
+    return Claims(user_id=user_id, tenant_id=tenant_id, role=role)
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def issue_token(
+    secret: str,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: Role,
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """An HS256 token, as `tenantql token` prints it."""
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "sub": str(user_id),
+        "tenant_id": str(tenant_id),
+        "role": role.value.lower(),
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if issuer:
+        payload["iss"] = issuer
+    if audience:
+        payload["aud"] = audience
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+__all__ = ["Claims", "JWKSKeys", "JWTVerifier", "issue_token"]

@@ -1,0 +1,194 @@
+"""Shipments and their tracking events: what a courier moves, and where it has been."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, update
+from sqlalchemy.dialects.postgresql import insert as upsert
+
+from auth.tenant import Role
+from db.models import ShipmentStatus
+from resolvers.context import Context
+from resolvers.ids import id_of
+from resolvers.loaders import events, shipments
+from resolvers.outcomes import Checks, Outcome, already_exists, invalid, not_found
+from resolvers.pagination import Page, PageRequest, fetch_page
+
+FINAL = frozenset({ShipmentStatus.DELIVERED, ShipmentStatus.CANCELLED})
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read aloud on the phone
+
+
+def new_tracking_number() -> str:
+    return "TQ" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+async def list_shipments(
+    ctx: Context, first: int | None, after: str | None, status: ShipmentStatus | None
+) -> Page[Row[Any]]:
+    where = [shipments.c.deleted_at.is_(None)]
+    if status is not None:
+        where.append(shipments.c.status == status)
+    return await fetch_page(ctx.db, shipments, PageRequest.parse(first, after), *where, newest_first=True)
+
+
+async def _shipment(ctx: Context, global_id: str) -> Row[Any] | None:
+    shipment_id = id_of(global_id, "Shipment")
+    if shipment_id is None:
+        return None
+    return await ctx.loaders.shipment_by_id.load((ctx.db.tenant_id, shipment_id))
+
+
+def _remember(ctx: Context, row: Row[Any]) -> None:
+    """Later fields of this request must see the row as it is now, not as first loaded."""
+    key = (row.tenant_id, row.id)
+    ctx.loaders.shipment_by_id.clear(key).prime(key, row)
+    ctx.loaders.shipment_by_tracking_number.clear((row.tenant_id, row.tracking_number)).prime(
+        (row.tenant_id, row.tracking_number), row
+    )
+
+
+async def create_shipment(
+    ctx: Context,
+    *,
+    customer_id: str,
+    origin: str,
+    destination: str,
+    weight_kg: float,
+    tracking_number: str | None,
+) -> Outcome[Row[Any]]:
+    ctx.require(Role.MEMBER)
+    checks = Checks()
+    values: dict[str, Any] = {
+        "origin": checks.text("origin", origin, required=True, max_length=500),
+        "destination": checks.text("destination", destination, required=True, max_length=500),
+        "weight_kg": checks.number("weightKg", weight_kg, maximum=100_000),
+    }
+    given_number = checks.text("trackingNumber", tracking_number, max_length=40)
+    if tracking_number is not None and not given_number:
+        checks.fail("trackingNumber", "trackingNumber must not be empty")
+    if failed := checks.outcome():
+        return failed
+    customer_uuid = id_of(customer_id, "Customer")
+    customer = await ctx.loaders.customer_by_id.load((ctx.db.tenant_id, customer_uuid)) if customer_uuid else None
+    if customer is None:
+        return not_found(("input", "customerId"), "customer")
+
+    for _ in range(3 if given_number is None else 1):
+        statement = (
+            upsert(shipments)
+            .values(
+                tenant_id=ctx.db.tenant_id,
+                customer_id=customer.id,
+                tracking_number=given_number or new_tracking_number(),
+                **values,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "tracking_number"])
+            .returning(*shipments.c)
+        )
+        async with ctx.db.atomic():
+            rows = await ctx.db.write(statement)
+        if rows:
+            _remember(ctx, rows[0])
+            return Outcome(rows[0])
+    return already_exists(("input", "trackingNumber"), "a shipment with this tracking number already exists")
+
+
+async def assign_driver(ctx: Context, *, shipment_id: str, driver_id: str) -> Outcome[Row[Any]]:
+    ctx.require(Role.MEMBER)
+    shipment = await _shipment(ctx, shipment_id)
+    if shipment is None:
+        return not_found(("shipmentId",), "shipment")
+    driver_uuid = id_of(driver_id, "Driver")
+    driver = await ctx.loaders.driver_by_id.load((ctx.db.tenant_id, driver_uuid)) if driver_uuid else None
+    if driver is None:
+        return not_found(("driverId",), "driver")
+    if shipment.status in FINAL:
+        return invalid(("shipmentId",), f"a {shipment.status.value} shipment cannot be assigned")
+    async with ctx.db.atomic():
+        [row] = await ctx.db.write(
+            update(shipments)
+            .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
+            .values(driver_id=driver.id, updated_at=func.now())
+            .returning(*shipments.c)
+        )
+    _remember(ctx, row)
+    return Outcome(row)
+
+
+async def record_tracking_event(
+    ctx: Context,
+    *,
+    shipment_id: str,
+    status: ShipmentStatus,
+    location: str | None,
+    note: str | None,
+    occurred_at: datetime | None,
+) -> Outcome[tuple[Row[Any], Row[Any]]]:
+    """Add an event and move the shipment to its status, together or not at all."""
+    ctx.require(Role.MEMBER)
+    checks = Checks()
+    location = checks.text("location", location, max_length=500)
+    note = checks.text("note", note, max_length=2000)
+    if occurred_at is not None and occurred_at.tzinfo is None:
+        checks.fail("occurredAt", "occurredAt must carry a time zone offset")
+    if status is ShipmentStatus.CANCELLED:
+        checks.fail("status", "use cancelShipment to cancel a shipment")
+    if failed := checks.outcome():
+        return failed
+    shipment = await _shipment(ctx, shipment_id)
+    if shipment is None:
+        return not_found(("input", "shipmentId"), "shipment")
+    if shipment.status in FINAL:
+        return invalid(("input", "shipmentId"), f"a {shipment.status.value} shipment takes no more events")
+    event_values: dict[str, Any] = {"status": status, "location": location, "note": note}
+    if occurred_at is not None:
+        event_values["occurred_at"] = occurred_at
+    async with ctx.db.atomic():
+        [moved] = await ctx.db.write(
+            update(shipments)
+            .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
+            .values(status=status, updated_at=func.now())
+            .returning(*shipments.c)
+        )
+        [event] = await ctx.db.write(
+            insert(events)
+            .values(tenant_id=ctx.db.tenant_id, shipment_id=shipment.id, **event_values)
+            .returning(*events.c)
+        )
+    _remember(ctx, moved)
+    ctx.loaders.events_by_shipment.clear_all()
+    return Outcome((event, moved))
+
+
+async def cancel_shipment(ctx: Context, *, shipment_id: str) -> Outcome[Row[Any]]:
+    ctx.require(Role.ADMIN)
+    shipment = await _shipment(ctx, shipment_id)
+    if shipment is None:
+        return not_found(("id",), "shipment")
+    if shipment.status in FINAL:
+        return invalid(("id",), f"a {shipment.status.value} shipment cannot be cancelled")
+    async with ctx.db.atomic():
+        [row] = await ctx.db.write(
+            update(shipments)
+            .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
+            .values(status=ShipmentStatus.CANCELLED, updated_at=func.now())
+            .returning(*shipments.c)
+        )
+        await ctx.db.write(
+            insert(events).values(tenant_id=ctx.db.tenant_id, shipment_id=row.id, status=ShipmentStatus.CANCELLED)
+        )
+    _remember(ctx, row)
+    return Outcome(row)
+
+
+__all__ = [
+    "assign_driver",
+    "cancel_shipment",
+    "create_shipment",
+    "list_shipments",
+    "new_tracking_number",
+    "record_tracking_event",
+]

@@ -1,0 +1,34 @@
+"""The GraphQL schema, assembled from its types and extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension, ValidationCache
+from strawberry.types import ExecutionContext
+
+from schema.extensions.error_codes import ErrorCodes
+from schema.mutation import Mutation
+from schema.query import Query
+
+
+class TenantQLSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Errors are logged once, by ErrorCodes, and only those that are the server's fault."""
+
+
+def build_schema(
+    *, introspection: bool = True, extensions: Sequence[type[SchemaExtension] | SchemaExtension | Any] = ()
+) -> TenantQLSchema:
+    """The schema with its standard extensions; `extensions` adds more (cost limits, for one)."""
+    # ErrorCodes comes first so that it wraps, and sees the errors of, every other extension.
+    chain: list[Any] = [ErrorCodes, *extensions, ParserCache(maxsize=1024), ValidationCache(maxsize=1024)]
+    if not introspection:
+        chain.append(DisableIntrospection)
+    return TenantQLSchema(query=Query, mutation=Mutation, extensions=chain)
+
+
+__all__ = ["TenantQLSchema", "build_schema"]

@@ -1,0 +1,59 @@
+"""The root Query type."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import customers, fleet, nodes, shipments
+from resolvers.context import Info
+from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
+from schema.types.relay import Connection, Node
+from schema.types.viewer import Tenant, Viewer
+
+_NODE_TYPES = {"Shipment": Shipment, "Customer": Customer, "Driver": Driver, "Vehicle": Vehicle}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller: user, role and tenant.")
+    def viewer(self, info: Info) -> Viewer:
+        return Viewer.of(info.context.tenant)
+
+    @strawberry.field(description="Any object by its global id; null if it does not exist for you.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        found = await nodes.load_node(info.context, id)
+        if found is None:
+            return None
+        type_name, value = found
+        if type_name == "Tenant":
+            return Tenant.of(value)
+        return _NODE_TYPES[type_name].from_row(value)
+
+    @strawberry.field(description="Shipments, newest first.")
+    async def shipments(
+        self, info: Info, first: int | None = None, after: str | None = None, status: ShipmentStatus | None = None
+    ) -> Connection[Shipment]:
+        page = await shipments.list_shipments(info.context, first, after, status)
+        return Connection.of(page, Shipment.from_row)
+
+    @strawberry.field
+    async def shipment(self, info: Info, tracking_number: str) -> Shipment | None:
+        if len(tracking_number) > 40:
+            return None
+        row = await info.context.loaders.shipment_by_tracking_number.load((info.context.db.tenant_id, tracking_number))
+        return Shipment.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Customers, oldest first.")
+    async def customers(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Customer]:
+        return Connection.of(await customers.list_customers(info.context, first, after), Customer.from_row)
+
+    @strawberry.field(description="Drivers, oldest first.")
+    async def drivers(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Driver]:
+        return Connection.of(await fleet.list_drivers(info.context, first, after), Driver.from_row)
+
+    @strawberry.field(description="Vehicles, oldest first.")
+    async def vehicles(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Vehicle]:
+        return Connection.of(await fleet.list_vehicles(info.context, first, after), Vehicle.from_row)
+
+
+__all__ = ["Query"]

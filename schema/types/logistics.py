@@ -1,0 +1,134 @@
+"""The courier's objects: shipments, customers, drivers, vehicles and tracking events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from db.models import ShipmentStatus as ShipmentStatusValue
+from db.models import VehicleKind as VehicleKindValue
+from resolvers.context import Info
+from resolvers.errors import BadUserInput
+from resolvers.ids import to_global_id
+from resolvers.pagination import MAX_PAGE_SIZE, PageRequest
+from schema.types.relay import Connection, Node
+
+ShipmentStatus = strawberry.enum(ShipmentStatusValue, name="ShipmentStatus")
+VehicleKind = strawberry.enum(VehicleKindValue, name="VehicleKind")
+
+
+@strawberry.type
+class Vehicle(Node):
+    plate: str
+    kind: VehicleKind
+    capacity_kg: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Vehicle:
+        return cls(id=to_global_id("Vehicle", row.id), plate=row.plate, kind=row.kind, capacity_kg=row.capacity_kg)
+
+
+@strawberry.type
+class Driver(Node):
+    name: str
+    phone: str | None
+    vehicle_id: strawberry.Private[Any]
+
+    @strawberry.field
+    async def vehicle(self, info: Info) -> Vehicle | None:
+        if self.vehicle_id is None:
+            return None
+        row = await info.context.loaders.vehicle_by_id.load((info.context.db.tenant_id, self.vehicle_id))
+        return Vehicle.from_row(row) if row is not None else None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Driver:
+        return cls(id=to_global_id("Driver", row.id), name=row.name, phone=row.phone, vehicle_id=row.vehicle_id)
+
+
+@strawberry.type
+class TrackingEvent:
+    id: strawberry.ID
+    status: ShipmentStatus
+    location: str | None
+    note: str | None
+    occurred_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> TrackingEvent:
+        return cls(
+            id=to_global_id("TrackingEvent", row.id),
+            status=row.status,
+            location=row.location,
+            note=row.note,
+            occurred_at=row.occurred_at,
+        )
+
+
+@strawberry.type
+class Customer(Node):
+    name: str
+    email: str | None
+    phone: str | None
+    row_id: strawberry.Private[Any]
+
+    @strawberry.field
+    async def shipments(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Shipment]:
+        page = PageRequest.parse(first, after)
+        tenant_id = info.context.db.tenant_id
+        rows = await info.context.loaders.shipments_by_customer.load((tenant_id, self.row_id, page))
+        return Connection.of(rows, Shipment.from_row)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Customer:
+        return cls(id=to_global_id("Customer", row.id), name=row.name, email=row.email, phone=row.phone, row_id=row.id)
+
+
+@strawberry.type
+class Shipment(Node):
+    tracking_number: str
+    status: ShipmentStatus
+    origin: str
+    destination: str
+    weight_kg: float
+    created_at: datetime
+    row: strawberry.Private[Any]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        row = await info.context.loaders.customer_by_id.load((info.context.db.tenant_id, self.row.customer_id))
+        if row is None:  # the composite foreign key makes this impossible short of corruption
+            raise LookupError(f"shipment {self.row.id} has no customer")
+        return Customer.from_row(row)
+
+    @strawberry.field
+    async def driver(self, info: Info) -> Driver | None:
+        if self.row.driver_id is None:
+            return None
+        row = await info.context.loaders.driver_by_id.load((info.context.db.tenant_id, self.row.driver_id))
+        return Driver.from_row(row) if row is not None else None
+
+    @strawberry.field(description="The last `last` events, oldest first.")
+    async def events(self, info: Info, last: int = 10) -> list[TrackingEvent]:
+        if last < 0 or last > MAX_PAGE_SIZE:
+            raise BadUserInput(f"`last` must be between 0 and {MAX_PAGE_SIZE}")
+        rows = await info.context.loaders.events_by_shipment.load((info.context.db.tenant_id, self.row.id, last))
+        return [TrackingEvent.from_row(row) for row in rows]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Shipment:
+        return cls(
+            id=to_global_id("Shipment", row.id),
+            tracking_number=row.tracking_number,
+            status=row.status,
+            origin=row.origin,
+            destination=row.destination,
+            weight_kg=row.weight_kg,
+            created_at=row.created_at,
+            row=row,
+        )
+
+
+__all__ = ["Customer", "Driver", "Shipment", "ShipmentStatus", "TrackingEvent", "Vehicle", "VehicleKind"]

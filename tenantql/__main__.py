@@ -1,0 +1,5 @@
+import sys
+
+from tenantql.cli import main
+
+sys.exit(main())

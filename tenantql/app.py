@@ -1,0 +1,61 @@
+"""The ASGI application: routes, middleware and the lifespan that opens the pools."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
+
+from tenantql.graphiql import graphiql_page
+from tenantql.graphql_http import GraphQLEndpoint
+from tenantql.probes import health, ready
+from tenantql.services import Services
+from tenantql.settings import Settings
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Wire the service together; importing this module opens nothing."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await Services.open(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    page = graphiql_page(token=settings.graphiql_token) if settings.graphiql else None
+    graphql = GraphQLEndpoint(graphiql_page=page)
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-api-key", "x-tenant-id", "x-request-id",
+                               "apollographql-client-name", "apollographql-client-version"],
+                expose_headers=["x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining",
+                                "ratelimit-reset"],
+                max_age=600,
+            )
+        )
+    routes = [
+        Route("/graphql", graphql),
+        Route("/health", health),
+        Route("/ready", ready),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """The factory `uvicorn --factory` workers call: settings from their environment."""
+    return create_app(Settings.from_env())
+
+
+__all__ = ["app_from_env", "create_app"]

@@ -1,0 +1,291 @@
+"""`tenantql`: serve the API, migrate the database, print tokens, seed data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import secrets
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Secret
+
+from auth.jwt import issue_token
+from auth.tenant import Plan, Role
+from db.engine import create_owner_engine
+from db.migrate import upgrade
+from db.models import Tenant, User
+from db.seed import DEMO_TENANTS, DataSize, ensure_tenant, is_empty, seed_demo, seed_tenant_data
+from db.transaction import tenant_transaction
+from tenantql.embedded import EmbeddedServers
+from tenantql.logs import configure_logging
+from tenantql.settings import Settings
+
+log = logging.getLogger("tenantql")
+
+
+def local_jwt_secret(settings: Settings) -> Settings:
+    """With no JWT_SECRET and no JWKS, use a secret kept under TENANTQL_HOME.
+
+    `serve` and `token` both read it, so a token printed by one works on the other.
+    """
+    if settings.jwt_secret or settings.jwt_jwks_url:
+        return settings
+    path = settings.home / "jwt-secret"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return replace(settings, jwt_secret=Secret(path.read_text().strip()))
+
+
+@asynccontextmanager
+async def servers_for(settings: Settings, *, durable: bool = True) -> AsyncIterator[Settings]:
+    """The settings with server addresses; embedded servers are started (and later stopped) when none are set."""
+    if settings.database_url and settings.redis_url:
+        yield settings
+        return
+    if bool(settings.database_url) != bool(settings.redis_url):
+        raise SystemExit("set both DATABASE_URL and REDIS_URL, or neither (to use the embedded servers)")
+    embedded = EmbeddedServers(settings.home, durable=durable)
+    urls = await embedded.start()
+    try:
+        yield settings.with_servers(
+            database_url=urls.database_url, database_owner_url=urls.database_owner_url, redis_url=urls.redis_url
+        )
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+@asynccontextmanager
+async def owner_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    if not settings.database_owner_url:
+        raise SystemExit("DATABASE_OWNER_URL is not set: this command runs as the owner role")
+    engine = create_owner_engine(settings.database_owner_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def migrate(settings: Settings) -> None:
+    if not settings.database_owner_url or not settings.database_url:
+        raise SystemExit("migrations need DATABASE_OWNER_URL (to run as) and DATABASE_URL (the role to grant)")
+    await upgrade(settings.database_owner_url, settings.database_url)
+
+
+async def demo_token(engine: AsyncEngine, settings: Settings, slug: str, role: Role, ttl_seconds: int) -> str:
+    async with engine.connect() as connection:
+        tenant_id = (await connection.execute(select(Tenant.id).where(Tenant.slug == slug))).scalar()
+    if tenant_id is None:
+        raise SystemExit(f"no tenant with slug {slug!r}")
+    async with tenant_transaction(engine, tenant_id) as db:
+        user = await db.one_or_none(
+            select(User.id).where(User.tenant_id == tenant_id, User.role == role, User.active.is_(True)).limit(1)
+        )
+    if user is None:
+        raise SystemExit(f"tenant {slug!r} has no active {role.value.lower()} user")
+    assert settings.jwt_secret is not None
+    return issue_token(
+        str(settings.jwt_secret), tenant_id=tenant_id, user_id=user.id, role=role, ttl_seconds=ttl_seconds,
+        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+    )
+
+
+def parse_ttl(value: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError("a duration like 90s, 30m, 1h or 7d")
+    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def parse_role(value: str) -> Role:
+    role = Role.from_claim(value.lower())
+    if role is None:
+        raise argparse.ArgumentTypeError("one of admin, member, viewer")
+    return role
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    async def prepare(configured: Settings) -> Settings:
+        await migrate(configured)
+        async with owner_engine(configured) as engine:
+            if await is_empty(engine):
+                log.info("empty database: seeding the demo tenants %s", ", ".join(s for s, _, _ in DEMO_TENANTS))
+                await seed_demo(engine)
+            tokens = {}
+            for slug, _, _ in DEMO_TENANTS:
+                try:
+                    tokens[slug] = await demo_token(engine, configured, slug, Role.ADMIN, 7 * 86400)
+                except SystemExit:
+                    pass
+        url = f"http://{args.host}:{args.port}/graphql"
+        print(f"\n  GraphiQL: {url}\n", flush=True)
+        for slug, token in tokens.items():
+            print(f"  {slug} admin token (7 days):\n    {token}\n", flush=True)
+        return replace(configured, graphiql_token=tokens.get(DEMO_TENANTS[0][0]) if configured.graphiql else None)
+
+    async def start() -> tuple[Settings, EmbeddedServers | None]:
+        embedded = None
+        configured = settings
+        if not (settings.database_url and settings.redis_url):
+            embedded = EmbeddedServers(settings.home)
+            urls = await embedded.start()
+            configured = settings.with_servers(
+                database_url=urls.database_url, database_owner_url=urls.database_owner_url, redis_url=urls.redis_url
+            )
+        try:
+            if configured.database_owner_url:
+                configured = await prepare(configured)
+        except BaseException:
+            if embedded:
+                embedded.stop()
+            raise
+        return configured, embedded
+
+    if bool(settings.database_url) != bool(settings.redis_url):
+        raise SystemExit("set both DATABASE_URL and REDIS_URL, or neither (to use the embedded servers)")
+    configured, embedded = asyncio.run(start())
+    try:
+        configured.export()
+        os.environ["JWT_SECRET"] = str(configured.jwt_secret) if configured.jwt_secret else ""
+        uvicorn.run(
+            "tenantql.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if embedded:
+            embedded.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured:
+            await migrate(configured)
+
+    asyncio.run(run())
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.jwt_jwks_url and not os.environ.get("JWT_SECRET"):
+        raise SystemExit("tokens are verified with JWT_JWKS_URL: issue them with your identity provider")
+
+    async def run() -> str:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            return await demo_token(engine, configured, args.tenant, args.role, args.ttl)
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    size = DataSize(
+        customers=max(1, args.customers or args.shipments // 10),
+        vehicles=args.vehicles,
+        drivers=args.drivers,
+        shipments=args.shipments,
+        events_per_shipment=args.events,
+    )
+
+    async def run() -> None:
+        async with servers_for(settings) as configured:
+            await migrate(configured)
+            async with owner_engine(configured) as engine:
+                for n in range(1, args.tenants + 1):
+                    slug = f"{args.prefix}-{n:03d}"
+                    tenant_id = await ensure_tenant(engine, slug, f"{args.prefix.title()} {n}", args.plan)
+                    await seed_tenant_data(engine, tenant_id, slug, size)
+                    print(f"seeded {slug} ({tenant_id})", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tenantql",
+        description="A multi-tenant GraphQL API for courier companies. Settings come from the environment and .env; "
+        "with no DATABASE_URL and REDIS_URL, embedded servers are started under $TENANTQL_HOME (./.tenantql).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the API server",
+        description="Start the API. With no DATABASE_URL/REDIS_URL, also start embedded PostgreSQL and Redis, migrate, "
+        "seed the demo tenants acme (STARTER) and globex (SCALE) when the database is empty, and print the GraphiQL "
+        "URL and a demo token per tenant. Ctrl-C stops everything it started.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate_cmd = commands.add_parser(
+        "migrate", help="bring the database schema up to date",
+        description="Run the migrations as the owner role (DATABASE_OWNER_URL), granting the application role "
+        "(DATABASE_URL's user) what it needs.",
+    )
+    migrate_cmd.set_defaults(handler=cmd_migrate)
+
+    token = commands.add_parser(
+        "token", help="print a signed JWT for a tenant's user",
+        description="Print an HS256 token signed with the configured JWT_SECRET (or the local one `serve` uses), "
+        "for the first active user with ROLE in the tenant SLUG.",
+    )
+    token.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant's slug, e.g. acme")
+    token.add_argument("--role", required=True, type=parse_role, metavar="ROLE", help="admin, member or viewer")
+    token.add_argument("--ttl", type=parse_ttl, default=3600, metavar="DURATION", help="lifetime, e.g. 30m, 1h, 7d")
+    token.set_defaults(handler=cmd_token)
+
+    seed = commands.add_parser(
+        "seed", help="create tenants with generated data",
+        description="Create tenants PREFIX-001 … PREFIX-N, each with deterministic customers, vehicles, drivers, "
+        "shipments and tracking events. Running it again adds nothing that exists.",
+    )
+    seed.add_argument("--tenants", type=int, default=2, metavar="N", help="how many tenants (default 2)")
+    seed.add_argument("--shipments", type=int, default=300, metavar="M", help="shipments per tenant (default 300)")
+    seed.add_argument("--customers", type=int, default=0, metavar="N", help="customers per tenant (default M/10)")
+    seed.add_argument("--vehicles", type=int, default=30, metavar="N", help="vehicles per tenant (default 30)")
+    seed.add_argument("--drivers", type=int, default=40, metavar="N", help="drivers per tenant (default 40)")
+    seed.add_argument("--events", type=int, default=5, metavar="N", help="tracking events per shipment (default 5)")
+    seed.add_argument("--plan", type=lambda v: Plan(v.upper()), default="SCALE", help="the tenants' plan")
+    seed.add_argument("--prefix", default="tenant", help="slug prefix (default 'tenant')")
+    seed.set_defaults(handler=cmd_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    settings = local_jwt_secret(settings)
+    try:
+        return int(args.handler(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""GraphQL over HTTP: from a request to an authenticated, tenant-scoped execution and back.
+
+Written on `Schema.execute` rather than Strawberry's view so that every refusal (a missing
+credential, a malformed body, a mutation over GET) is a GraphQL-shaped error with a code,
+and status codes follow the GraphQL over HTTP spec for both response media types.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from auth.errors import AuthError
+from auth.tenant import TenantContext
+from db.transaction import TenantDB
+from resolvers.context import Context
+from tenantql.services import Services
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+MAX_BODY_BYTES = 1_000_000
+MAX_BATCH = 10
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_QUERY_ONLY = frozenset({OperationType.QUERY})
+_QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+class RequestError(Exception):
+    """The HTTP request itself is unusable: nothing was executed."""
+
+    def __init__(self, message: str, *, code: str = "BAD_REQUEST", status: int = 400,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.status, self.headers = message, code, status, headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def media_type_for(request: Request) -> str:
+    """`application/graphql-response+json` when the client accepts it, else legacy JSON."""
+    accept = request.headers.get("accept", "")
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else JSON
+
+
+class GraphQLEndpoint:
+    """A Starlette endpoint; `get_context` builds each request's typed Context."""
+
+    def __init__(self, graphiql_page: Any = None) -> None:
+        self.graphiql_page = graphiql_page
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "GET" and self.graphiql_page is not None and _wants_html(request):
+            return self.graphiql_page(request)
+        media_type = media_type_for(request)
+        request_id = request_id_of(request)
+        services: Services = request.app.state.services
+        try:
+            if request.method not in ("GET", "POST"):
+                raise RequestError("GraphQL is served over GET and POST", code="METHOD_NOT_ALLOWED", status=405,
+                                   headers={"Allow": "GET, POST"})
+            tenant = await services.authenticator.authenticate(request.headers, request_id=request_id)
+            operations, batched = await _operations(request)
+        except AuthError as error:
+            headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+            return _error_response(error.message, error.code, error.status, media_type, request_id, headers)
+        except RequestError as error:
+            return _error_response(error.message, error.code, error.status, media_type, request_id, error.headers)
+
+        context = await self.get_context(services, tenant)
+        allowed = _QUERY_ONLY if request.method == "GET" else _QUERY_OR_MUTATION
+        committed = False
+        try:
+            results = [await self._execute(services, context, operation, allowed) for operation in operations]
+            committed = True
+        except RequestError as error:
+            return _error_response(error.message, error.code, error.status, media_type, request_id, error.headers)
+        finally:
+            await context.db.close(commit=committed)
+
+        bodies = [body for body, _ in results]
+        status = 200
+        if media_type == GRAPHQL_RESPONSE and not batched and results[0][1]:
+            status = 400  # a request error: the operation never started executing
+        return _json_response(bodies if batched else bodies[0], status, media_type, request_id)
+
+    async def get_context(self, services: Services, tenant: TenantContext) -> Context:
+        return Context.for_request(tenant, TenantDB(services.engine, tenant.tenant_id))
+
+    async def _execute(
+        self, services: Services, context: Context, operation: Operation, allowed: frozenset[OperationType]
+    ) -> tuple[dict[str, Any], bool]:
+        """Run one operation; returns its response body and whether it was refused before execution."""
+        try:
+            result = await services.schema.execute(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=operation.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            kind = error.operation_type.value
+            raise RequestError(f"a {kind} cannot be sent with GET; use POST", code="METHOD_NOT_ALLOWED",
+                               status=405, headers={"Allow": "POST"}) from None
+        except MissingQueryError:
+            raise RequestError("the request has no query", code="BAD_REQUEST") from None
+        except CannotGetOperationTypeError as error:
+            raise RequestError(error.as_http_error_reason(), code="BAD_REQUEST") from None
+        return _body(result)
+
+
+def _body(result: ExecutionResult) -> tuple[dict[str, Any], bool]:
+    body: dict[str, Any] = {}
+    refused = result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+    if result.errors:
+        body["errors"] = [_format(error) for error in result.errors]
+    if not refused:
+        body["data"] = result.data
+    if result.extensions:
+        body["extensions"] = result.extensions
+    return body, refused
+
+
+def _format(error: GraphQLError) -> dict[str, Any]:
+    formatted = error.formatted
+    if not formatted.get("extensions"):
+        formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR"}
+    return dict(formatted)
+
+
+async def _operations(request: Request) -> tuple[list[Operation], bool]:
+    if request.method == "GET":
+        params = request.query_params
+        return [_operation({
+            "query": params.get("query"),
+            "variables": _json_param(params.get("variables"), "variables"),
+            "operationName": params.get("operationName"),
+            "extensions": _json_param(params.get("extensions"), "extensions"),
+        })], False
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (JSON, GRAPHQL_RESPONSE):
+        raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
+    body = await _read_body(request)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError("the request body is not valid JSON") from None
+    if isinstance(payload, list):
+        if not payload:
+            raise RequestError("a batch must hold at least one operation")
+        if len(payload) > MAX_BATCH:
+            raise RequestError(f"a batch may hold at most {MAX_BATCH} operations", code="BATCH_TOO_LARGE")
+        return [_operation(item) for item in payload], True
+    return [_operation(payload)], False
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise RequestError(f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE",
+                           status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestError(f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE",
+                               status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_param(value: str | None, name: str) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise RequestError(f"`{name}` is not valid JSON") from None
+
+
+def _operation(payload: Any) -> Operation:
+    if not isinstance(payload, dict):
+        raise RequestError("the request body must be a JSON object with a `query`")
+    query, variables = payload.get("query"), payload.get("variables")
+    name, extensions = payload.get("operationName"), payload.get("extensions")
+    if query is not None and not isinstance(query, str):
+        raise RequestError("`query` must be a string")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError("`variables` must be an object")
+    if name is not None and not isinstance(name, str):
+        raise RequestError("`operationName` must be a string")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError("`extensions` must be an object")
+    if not query:
+        raise RequestError("the request has no query")
+    return Operation(query, variables, name or None, extensions)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+
+
+def _headers(media_type: str, request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    # Responses carry one tenant's data: no shared cache may keep them.
+    return {
+        "content-type": f"{media_type}; charset=utf-8",
+        "cache-control": "private, no-store",
+        "vary": "Authorization, X-API-Key",
+        "x-request-id": request_id,
+        **(extra or {}),
+    }
+
+
+def _json_response(body: Any, status: int, media_type: str, request_id: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=_headers(media_type, request_id, headers))
+
+
+def _error_response(message: str, code: str, status: int, media_type: str, request_id: str,
+                    headers: dict[str, str] | None = None) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return _json_response(body, status, media_type, request_id, headers)
+
+
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "RequestError", "media_type_for", "request_id_of"]

@@ -1,0 +1,73 @@
+"""The long-lived resources of one server process, opened in the app's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth.authenticate import Authenticator
+from auth.jwt import JWKSKeys, JWTVerifier
+from db.engine import create_app_engine
+from db.roles import check_application_role
+from db.tenants import TenantDirectory
+from schema import TenantQLSchema, build_schema
+from tenantql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    tenants: TenantDirectory
+    authenticator: Authenticator
+    schema: TenantQLSchema
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        if not settings.database_url or not settings.redis_url:
+            raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`tenantql serve` sets them for embedded servers)")
+        engine = create_app_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            statement_timeout_ms=settings.database_statement_timeout_ms,
+        )
+        try:
+            await check_application_role(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        tenants = TenantDirectory(engine, ttl_seconds=settings.tenant_cache_seconds)
+        return cls(
+            settings=settings,
+            engine=engine,
+            redis=redis,
+            tenants=tenants,
+            authenticator=Authenticator(verifier_for(settings), tenants),
+            schema=build_schema(introspection=settings.introspection),
+        )
+
+    async def close(self) -> None:
+        try:
+            await self.redis.aclose()
+        finally:
+            await self.engine.dispose()
+
+
+def verifier_for(settings: Settings) -> JWTVerifier:
+    return JWTVerifier(
+        secret=str(settings.jwt_secret) if settings.jwt_secret else None,
+        jwks=JWKSKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None,
+        algorithms=settings.jwt_algorithms,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+__all__ = ["Services", "verifier_for"]
