@@ -48,6 +48,8 @@ class Checks:
             self.fail(name, f"{name} must not be empty")
         elif len(value) > max_length:
             self.fail(name, f"{name} must be at most {max_length} characters")
+        elif "\x00" in value:  # PostgreSQL text cannot store it: refused here, not as a database error
+            self.fail(name, f"{name} must not contain NUL characters")
         return value or None
 
     def email(self, name: str, value: str | None) -> str | None:

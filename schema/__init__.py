@@ -7,10 +7,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import DisableIntrospection, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
 from schema.extensions.error_codes import ErrorCodes
+from schema.extensions.parser_cache import TolerantParserCache
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -25,7 +26,13 @@ def build_schema(
 ) -> TenantQLSchema:
     """The schema with its standard extensions; `extensions` adds more (cost limits, for one)."""
     # ErrorCodes comes first so that it wraps, and sees the errors of, every other extension.
-    chain: list[Any] = [ErrorCodes, *extensions, ParserCache(maxsize=1024), ValidationCache(maxsize=1024)]
+    # The caches are factories: their LRU caches are module-level, an instance per request is not.
+    chain: list[Any] = [
+        ErrorCodes,
+        *extensions,
+        lambda: TolerantParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+    ]
     if not introspection:
         chain.append(DisableIntrospection)
     return TenantQLSchema(query=Query, mutation=Mutation, extensions=chain)

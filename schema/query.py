@@ -38,7 +38,7 @@ class Query:
 
     @strawberry.field
     async def shipment(self, info: Info, tracking_number: str) -> Shipment | None:
-        if len(tracking_number) > 40:
+        if len(tracking_number) > 40 or "\x00" in tracking_number:  # no stored number is longer or has NUL
             return None
         row = await info.context.loaders.shipment_by_tracking_number.load((info.context.db.tenant_id, tracking_number))
         return Shipment.from_row(row) if row is not None else None

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from tenantql.graphiql import graphiql_page
 from tenantql.graphql_http import GraphQLEndpoint
+from tenantql.logs import configure_logging
 from tenantql.probes import health, ready
 from tenantql.services import Services
 from tenantql.settings import Settings
@@ -54,8 +55,12 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    """The factory `uvicorn --factory` workers call: settings from their environment."""
-    return create_app(Settings.from_env())
+    """The factory `uvicorn --factory` workers call: settings from their environment.
+
+    Each worker is a fresh process, so its logging is set up here too."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    return create_app(settings)
 
 
 __all__ = ["app_from_env", "create_app"]

@@ -48,12 +48,10 @@ def local_jwt_secret(settings: Settings) -> Settings:
 
 @asynccontextmanager
 async def servers_for(settings: Settings, *, durable: bool = True) -> AsyncIterator[Settings]:
-    """The settings with server addresses; embedded servers are started (and later stopped) when none are set."""
-    if settings.database_url and settings.redis_url:
+    """The settings with server addresses; with no DATABASE_URL the embedded servers are started (and stopped after)."""
+    if settings.database_url:  # these commands need only PostgreSQL
         yield settings
         return
-    if bool(settings.database_url) != bool(settings.redis_url):
-        raise SystemExit("set both DATABASE_URL and REDIS_URL, or neither (to use the embedded servers)")
     embedded = EmbeddedServers(settings.home, durable=durable)
     urls = await embedded.start()
     try:
@@ -120,7 +118,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     async def prepare(configured: Settings) -> Settings:
-        await migrate(configured)
+        """The demo: seed an empty database, print a token per demo tenant, pre-fill GraphiQL."""
         async with owner_engine(configured) as engine:
             if await is_empty(engine):
                 log.info("empty database: seeding the demo tenants %s", ", ".join(s for s, _, _ in DEMO_TENANTS))
@@ -131,7 +129,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                     tokens[slug] = await demo_token(engine, configured, slug, Role.ADMIN, 7 * 86400)
                 except SystemExit:
                     pass
-        url = f"http://{args.host}:{args.port}/graphql"
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        url = f"http://{host}:{args.port}/graphql"
         print(f"\n  GraphiQL: {url}\n", flush=True)
         for slug, token in tokens.items():
             print(f"  {slug} admin token (7 days):\n    {token}\n", flush=True)
@@ -148,6 +147,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             )
         try:
             if configured.database_owner_url:
+                await migrate(configured)
+            if embedded or args.demo:
                 configured = await prepare(configured)
         except BaseException:
             if embedded:
@@ -233,13 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve", help="run the API server",
-        description="Start the API. With no DATABASE_URL/REDIS_URL, also start embedded PostgreSQL and Redis, migrate, "
-        "seed the demo tenants acme (STARTER) and globex (SCALE) when the database is empty, and print the GraphiQL "
+        description="Start the API, migrating first when DATABASE_OWNER_URL is set. With no DATABASE_URL/REDIS_URL, "
+        "also start embedded PostgreSQL and Redis, migrate, seed the demo tenants acme (STARTER) and globex (SCALE) when the database is empty, and print the GraphiQL "
         "URL and a demo token per tenant. Ctrl-C stops everything it started.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--demo", action="store_true",
+                       help="with your own servers too: seed the demo tenants when empty and print their tokens")
     serve.set_defaults(handler=cmd_serve)
 
     migrate_cmd = commands.add_parser(
@@ -270,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--vehicles", type=int, default=30, metavar="N", help="vehicles per tenant (default 30)")
     seed.add_argument("--drivers", type=int, default=40, metavar="N", help="drivers per tenant (default 40)")
     seed.add_argument("--events", type=int, default=5, metavar="N", help="tracking events per shipment (default 5)")
-    seed.add_argument("--plan", type=lambda v: Plan(v.upper()), default="SCALE", help="the tenants' plan")
+    seed.add_argument("--plan", type=lambda v: Plan(v.upper()), default="SCALE", metavar="PLAN",
+                      help="STARTER, GROWTH, SCALE or ENTERPRISE (default SCALE)")
     seed.add_argument("--prefix", default="tenant", help="slug prefix (default 'tenant')")
     seed.set_defaults(handler=cmd_seed)
     return parser

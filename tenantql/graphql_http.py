@@ -48,6 +48,14 @@ class RequestError(Exception):
         self.message, self.code, self.status, self.headers = message, code, status, headers or {}
 
 
+class _Unreported(Exception):
+    """Carries a result without data out of `TenantDB.atomic()`, which rolls its writes back."""
+
+    def __init__(self, result: ExecutionResult) -> None:
+        super().__init__("operation answered without data")
+        self.result = result
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     query: str | None
@@ -119,16 +127,25 @@ class GraphQLEndpoint:
     async def _execute(
         self, services: Services, context: Context, operation: Operation, allowed: frozenset[OperationType]
     ) -> tuple[dict[str, Any], bool]:
-        """Run one operation; returns its response body and whether it was refused before execution."""
+        """Run one operation; returns its response body and whether it was refused before execution.
+
+        An operation answered without data (a refused or failed mutation nulls it) is rolled
+        back: its response cannot tell the client about any write it made, so it makes none.
+        """
         try:
-            result = await services.schema.execute(
-                operation.query,
-                variable_values=operation.variables,
-                context_value=context,
-                operation_name=operation.operation_name,
-                allowed_operation_types=allowed,
-                operation_extensions=operation.extensions,
-            )
+            async with context.db.atomic():
+                result = await services.schema.execute(
+                    operation.query,
+                    variable_values=operation.variables,
+                    context_value=context,
+                    operation_name=operation.operation_name,
+                    allowed_operation_types=allowed,
+                    operation_extensions=operation.extensions,
+                )
+                if result.data is None and result.errors:
+                    raise _Unreported(result)
+        except _Unreported as unreported:
+            result = unreported.result
         except InvalidOperationTypeError as error:
             kind = error.operation_type.value
             raise RequestError(f"a {kind} cannot be sent with GET; use POST", code="METHOD_NOT_ALLOWED",

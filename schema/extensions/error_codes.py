@@ -23,6 +23,13 @@ class ErrorCodes(SchemaExtension):
     and is logged with its traceback under that id.
     """
 
+    def on_validate(self) -> Iterator[None]:
+        yield
+        # Coded here, by phase: some validation messages also start with "Variable '$".
+        for error in self.execution_context.pre_execution_errors or ():
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
