@@ -154,14 +154,14 @@ class GraphQLEndpoint:
             raise RequestError("the request has no query", code="BAD_REQUEST") from None
         except CannotGetOperationTypeError as error:
             raise RequestError(error.as_http_error_reason(), code="BAD_REQUEST") from None
-        return _body(result)
+        return _body(result, context.tenant.request_id)
 
 
-def _body(result: ExecutionResult) -> tuple[dict[str, Any], bool]:
+def _body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any], bool]:
     body: dict[str, Any] = {}
     refused = result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
     if result.errors:
-        body["errors"] = [_format(error) for error in result.errors]
+        body["errors"] = [_format(error, request_id) for error in result.errors]
     if not refused:
         body["data"] = result.data
     if result.extensions:
@@ -169,11 +169,14 @@ def _body(result: ExecutionResult) -> tuple[dict[str, Any], bool]:
     return body, refused
 
 
-def _format(error: GraphQLError) -> dict[str, Any]:
-    formatted = error.formatted
-    if not formatted.get("extensions"):
-        formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR"}
-    return dict(formatted)
+def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    formatted = dict(error.formatted)
+    if not (formatted.get("extensions") or {}).get("code"):
+        # ErrorCodes codes every error it sees; one that escaped it is the server's fault.
+        log.error("uncoded error in request %s", request_id, exc_info=error.original_error or error)
+        formatted["message"] = f"Internal server error (request id {request_id})"
+        formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+    return formatted
 
 
 async def _operations(request: Request) -> tuple[list[Operation], bool]:
