@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -159,6 +160,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if bool(settings.database_url) != bool(settings.redis_url):
         raise SystemExit("set both DATABASE_URL and REDIS_URL, or neither (to use the embedded servers)")
     configured, embedded = asyncio.run(start())
+    # uvicorn re-raises the signal that stopped it once it has drained; SIGTERM's default
+    # action would then end the process before the embedded servers are stopped below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         configured.export()
         os.environ["JWT_SECRET"] = str(configured.jwt_secret) if configured.jwt_secret else ""

@@ -60,8 +60,8 @@ def start_serve(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str,
     pytest.fail("the server never became ready:\n" + "".join(output))
 
 
-def stop(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGINT)
+def stop(process: subprocess.Popen[str], how: signal.Signals) -> None:
+    process.send_signal(how)
     process.wait(timeout=60)
 
 
@@ -72,7 +72,7 @@ def shipment_count(port: int, token: str) -> int:
     return len(response.json()["data"]["shipments"]["edges"])
 
 
-def test_serve_starts_everything_and_ctrl_c_stops_it_and_a_second_run_reuses_the_data(tmp_path):
+def test_serve_starts_everything_and_a_signal_stops_it_and_a_second_run_reuses_the_data(tmp_path):
     home, port = tmp_path / "home", free_port()
     process, tokens = start_serve(home, port)
     try:
@@ -94,17 +94,23 @@ def test_serve_starts_everything_and_ctrl_c_stops_it_and_a_second_run_reuses_the
         before = shipment_count(port, tokens["acme"])
         assert before == 100
     finally:
-        stop(process)
-
-    assert process.returncode in (0, 130)
-    assert not (home / "postgres" / "postmaster.pid").exists()
-    assert not (home / "redis" / "valkey.pid").exists()
+        stop(process, signal.SIGTERM)  # as an orchestrator stops it
+    assert process.returncode == 0
+    assert_stopped(home)
 
     process, tokens = start_serve(home, port)
     try:
         assert shipment_count(port, tokens["acme"]) == before
     finally:
-        stop(process)
+        stop(process, signal.SIGINT)  # Ctrl-C
+    assert process.returncode in (0, 130)
+    assert_stopped(home)
+
+
+def assert_stopped(home: Path) -> None:
+    """Nothing that serve started is left running."""
+    assert not (home / "postgres" / "postmaster.pid").exists()
+    assert not (home / "redis" / "valkey.pid").exists()
 
 
 def test_the_cli_explains_each_command():
