@@ -34,8 +34,9 @@ def create_app_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: in
 def create_owner_engine(url: str) -> AsyncEngine:
     """Onboarding and seeding as the owner. AUTOCOMMIT like the app engine, so that
     `tenant_transaction` works the same on both; migrations use their own engine."""
-    return create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=2,
-                               connect_args={"timeout": 5})
+    return create_async_engine(
+        url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=2, connect_args={"timeout": 5}
+    )
 
 
 __all__ = ["create_app_engine", "create_owner_engine"]

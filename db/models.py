@@ -154,7 +154,9 @@ class Shipment(Base):
         # Keyset pagination, newest first: one index per way the list is filtered.
         Index("ix_shipments_tenant_newest", "tenant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_shipments_tenant_status_newest", "tenant_id", "status", text("created_at DESC"), text("id DESC")),
-        Index("ix_shipments_tenant_customer_newest", "tenant_id", "customer_id", text("created_at DESC"), text("id DESC")),
+        Index(
+            "ix_shipments_tenant_customer_newest", "tenant_id", "customer_id", text("created_at DESC"), text("id DESC")
+        ),
         Index(None, "tenant_id", "driver_id"),
     )
 
@@ -176,7 +178,13 @@ class TrackingEvent(Base):
     __tablename__ = "tracking_events"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "shipment_id"], ["shipments.tenant_id", "shipments.id"]),
-        Index("ix_tracking_events_tenant_shipment_latest", "tenant_id", "shipment_id", text("occurred_at DESC"), text("id DESC")),
+        Index(
+            "ix_tracking_events_tenant_shipment_latest",
+            "tenant_id",
+            "shipment_id",
+            text("occurred_at DESC"),
+            text("id DESC"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = _tenant_pk()
@@ -218,9 +226,7 @@ class AuditEntry(Base):
     occurred_at: Mapped[datetime] = _created_at()
 
 
-TENANT_TABLES = tuple(
-    table for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
-)
+TENANT_TABLES = tuple(table for table in Base.metadata.sorted_tables if "tenant_id" in table.columns)
 
 __all__ = [
     "TENANT_TABLES",

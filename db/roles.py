@@ -57,14 +57,18 @@ async def _role_problems(connection: AsyncConnection) -> list[str]:
     if role.rolbypassrls:
         problems.append(f"role {role.rolname!r} has BYPASSRLS; use a role made with NOBYPASSRLS")
     owned = (
-        await connection.execute(
-            text(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
-                "AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        (
+            await connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+                    "AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if owned:
         problems.append(f"role {role.rolname!r} owns tables ({', '.join(sorted(owned))}); the owner role must")
     return problems

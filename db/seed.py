@@ -55,8 +55,13 @@ async def ensure_tenant(owner: AsyncEngine, slug: str, name: str, plan: Plan) ->
             email = f"{role.value.lower()}@{slug}.example"
             await db.write(
                 insert(_users)
-                .values(tenant_id=tenant_id, id=stable_id(slug, "user", role.value), email=email,
-                        name=f"{slug.title()} {role.value.title()}", role=role)
+                .values(
+                    tenant_id=tenant_id,
+                    id=stable_id(slug, "user", role.value),
+                    email=email,
+                    name=f"{slug.title()} {role.value.title()}",
+                    role=role,
+                )
                 .on_conflict_do_nothing()
             )
     return tenant_id
@@ -130,7 +135,8 @@ _SEED_STATEMENTS = (
     SELECT :tenant_id, md5(:slug || '-shipment-' || i)::uuid,
            'TQ' || upper(substr(md5(:slug || '-tracking-' || i), 1, 10)),
            md5(:slug || '-customer-' || (1 + (i * 7) % :customers))::uuid,
-           CASE WHEN i % 3 <> 0 AND :drivers > 0 THEN md5(:slug || '-driver-' || (1 + i % greatest(:drivers, 1)))::uuid END,
+           CASE WHEN i % 3 <> 0 AND :drivers > 0
+                THEN md5(:slug || '-driver-' || (1 + i % greatest(:drivers, 1)))::uuid END,
            (array['CREATED','PICKED_UP','IN_TRANSIT','OUT_FOR_DELIVERY','DELIVERED','DELIVERED'])[1 + i % 6],
            (array['Berlin','Paris','Madrid','Rome','Vienna','Prague','Warsaw','Lisbon'])[1 + i % 8],
            (array['Amsterdam','Brussels','Copenhagen','Dublin','Oslo','Zurich','Milan','Lyon'])[1 + (i * 3) % 8],

@@ -20,7 +20,11 @@ from db.transaction import tenant_transaction
 
 _tenants = Tenant.__table__
 _SELECT_TENANT = select(
-    _tenants.c.id, _tenants.c.slug, _tenants.c.name, _tenants.c.plan, _tenants.c.status,
+    _tenants.c.id,
+    _tenants.c.slug,
+    _tenants.c.name,
+    _tenants.c.plan,
+    _tenants.c.status,
     _tenants.c.rate_limit_per_minute,
 )
 

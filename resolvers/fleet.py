@@ -47,9 +47,7 @@ async def create_vehicle(
     return Outcome(rows[0])
 
 
-async def create_driver(
-    ctx: Context, *, name: str, phone: str | None, vehicle_id: str | None
-) -> Outcome[Row[Any]]:
+async def create_driver(ctx: Context, *, name: str, phone: str | None, vehicle_id: str | None) -> Outcome[Row[Any]]:
     ctx.require(Role.ADMIN)
     checks = Checks()
     values: dict[str, Any] = {

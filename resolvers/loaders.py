@@ -140,7 +140,10 @@ def _customer_page_statement(with_cursor: bool) -> Any:
     if with_cursor:
         condition.append(
             tuple_(shipments.c.created_at, shipments.c.id)
-            < tuple_(bindparam("after_created_at", type_=shipments.c.created_at.type), bindparam("after_id", type_=UUID(as_uuid=True)))
+            < tuple_(
+                bindparam("after_created_at", type_=shipments.c.created_at.type),
+                bindparam("after_id", type_=UUID(as_uuid=True)),
+            )
         )
     page = (
         select(shipments)

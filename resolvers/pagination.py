@@ -75,9 +75,6 @@ class Page(Generic[T]):
         return cls(items=list(rows[:first]), has_next_page=len(rows) > first)
 
 
-
-
-
 async def fetch_page(db: Any, table: Any, request: PageRequest, *where: Any, newest_first: bool) -> Page[Row[Any]]:
     """One page of a tenant's rows in (created_at, id) order, in one statement."""
     from sqlalchemy import select
@@ -90,4 +87,6 @@ async def fetch_page(db: Any, table: Any, request: PageRequest, *where: Any, new
         conditions.append(after)
     statement = select(table).where(*conditions).order_by(*order).limit(request.first + 1)
     return Page.from_rows(list(await db.all(statement)), request.first)
+
+
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Cursor", "Page", "PageRequest", "fetch_page"]

@@ -51,7 +51,9 @@ class Mutation:
 
     @strawberry.mutation(description="Needs ADMIN.")
     async def create_driver(self, info: Info, input: CreateDriverInput) -> CreateDriverPayload:
-        outcome = await fleet.create_driver(info.context, name=input.name, phone=input.phone, vehicle_id=input.vehicle_id)
+        outcome = await fleet.create_driver(
+            info.context, name=input.name, phone=input.phone, vehicle_id=input.vehicle_id
+        )
         return CreateDriverPayload(
             driver=Driver.from_row(outcome.value) if outcome.ok else None, user_errors=UserError.all_of(outcome)
         )
@@ -69,7 +71,9 @@ class Mutation:
         return CreateShipmentPayload(shipment=_shipment(outcome), user_errors=UserError.all_of(outcome))
 
     @strawberry.mutation(description="Dispatch: needs MEMBER.")
-    async def assign_driver(self, info: Info, shipment_id: strawberry.ID, driver_id: strawberry.ID) -> AssignDriverPayload:
+    async def assign_driver(
+        self, info: Info, shipment_id: strawberry.ID, driver_id: strawberry.ID
+    ) -> AssignDriverPayload:
         outcome = await shipments.assign_driver(info.context, shipment_id=shipment_id, driver_id=driver_id)
         return AssignDriverPayload(shipment=_shipment(outcome), user_errors=UserError.all_of(outcome))
 

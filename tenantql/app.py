@@ -39,10 +39,22 @@ def create_app(settings: Settings) -> Starlette:
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-api-key", "x-tenant-id", "x-request-id",
-                               "apollographql-client-name", "apollographql-client-version"],
-                expose_headers=["x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining",
-                                "ratelimit-reset"],
+                allow_headers=[
+                    "authorization",
+                    "content-type",
+                    "x-api-key",
+                    "x-tenant-id",
+                    "x-request-id",
+                    "apollographql-client-name",
+                    "apollographql-client-version",
+                ],
+                expose_headers=[
+                    "x-request-id",
+                    "retry-after",
+                    "ratelimit-limit",
+                    "ratelimit-remaining",
+                    "ratelimit-reset",
+                ],
                 max_age=600,
             )
         )

@@ -93,8 +93,13 @@ async def demo_token(engine: AsyncEngine, settings: Settings, slug: str, role: R
         raise SystemExit(f"tenant {slug!r} has no active {role.value.lower()} user")
     assert settings.jwt_secret is not None
     return issue_token(
-        str(settings.jwt_secret), tenant_id=tenant_id, user_id=user.id, role=role, ttl_seconds=ttl_seconds,
-        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        str(settings.jwt_secret),
+        tenant_id=tenant_id,
+        user_id=user.id,
+        role=role,
+        ttl_seconds=ttl_seconds,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
     )
 
 
@@ -237,27 +242,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the API server",
+        "serve",
+        help="run the API server",
         description="Start the API, migrating first when DATABASE_OWNER_URL is set. With no DATABASE_URL/REDIS_URL, "
-        "also start embedded PostgreSQL and Redis, migrate, seed the demo tenants acme (STARTER) and globex (SCALE) when the database is empty, and print the GraphiQL "
-        "URL and a demo token per tenant. Ctrl-C stops everything it started.",
+        "also start embedded PostgreSQL and Redis, migrate, seed the demo tenants acme (STARTER) and globex (SCALE) "
+        "when the database is empty, and print the GraphiQL URL and a demo token per tenant. "
+        "Ctrl-C or SIGTERM stops everything it started.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument("--demo", action="store_true",
-                       help="with your own servers too: seed the demo tenants when empty and print their tokens")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="with your own servers too: seed the demo tenants when empty and print their tokens",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     migrate_cmd = commands.add_parser(
-        "migrate", help="bring the database schema up to date",
+        "migrate",
+        help="bring the database schema up to date",
         description="Run the migrations as the owner role (DATABASE_OWNER_URL), granting the application role "
         "(DATABASE_URL's user) what it needs.",
     )
     migrate_cmd.set_defaults(handler=cmd_migrate)
 
     token = commands.add_parser(
-        "token", help="print a signed JWT for a tenant's user",
+        "token",
+        help="print a signed JWT for a tenant's user",
         description="Print an HS256 token signed with the configured JWT_SECRET (or the local one `serve` uses), "
         "for the first active user with ROLE in the tenant SLUG.",
     )
@@ -267,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(handler=cmd_token)
 
     seed = commands.add_parser(
-        "seed", help="create tenants with generated data",
+        "seed",
+        help="create tenants with generated data",
         description="Create tenants PREFIX-001 … PREFIX-N, each with deterministic customers, vehicles, drivers, "
         "shipments and tracking events. Running it again adds nothing that exists.",
     )
@@ -277,8 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--vehicles", type=int, default=30, metavar="N", help="vehicles per tenant (default 30)")
     seed.add_argument("--drivers", type=int, default=40, metavar="N", help="drivers per tenant (default 40)")
     seed.add_argument("--events", type=int, default=5, metavar="N", help="tracking events per shipment (default 5)")
-    seed.add_argument("--plan", type=lambda v: Plan(v.upper()), default="SCALE", metavar="PLAN",
-                      help="STARTER, GROWTH, SCALE or ENTERPRISE (default SCALE)")
+    seed.add_argument(
+        "--plan",
+        type=lambda v: Plan(v.upper()),
+        default="SCALE",
+        metavar="PLAN",
+        help="STARTER, GROWTH, SCALE or ENTERPRISE (default SCALE)",
+    )
     seed.add_argument("--prefix", default="tenant", help="slug prefix (default 'tenant')")
     seed.set_defaults(handler=cmd_seed)
     return parser

@@ -42,10 +42,10 @@ class ServerURLs:
 class EmbeddedPostgres:
     """A PostgreSQL server whose data lives in `home/postgres`."""
 
-    def __init__(self, home: Path, *, durable: bool = True, roles: RoleNames = RoleNames()) -> None:
+    def __init__(self, home: Path, *, durable: bool = True, roles: RoleNames | None = None) -> None:
         self.data = (home / "postgres").resolve()
         self.durable = durable
-        self.roles = roles
+        self.roles = roles or RoleNames()
         self.started_here = False
         self.user = SYSTEM_USER if os.geteuid() == 0 else None
 
@@ -83,13 +83,18 @@ class EmbeddedPostgres:
         if self.user:
             _give_to(self.user, self.data, self.socket_dir)
         if not (self.data / "PG_VERSION").exists():
-            initdb(["--auth=trust", "--encoding=UTF8", "--no-locale", "-U", "postgres"], pgdata=self.data,
-                   user=self.user)
+            initdb(
+                ["--auth=trust", "--encoding=UTF8", "--no-locale", "-U", "postgres"], pgdata=self.data, user=self.user
+            )
         options = f"-h '' -k {self.socket_dir} -c max_connections=200"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        pg_ctl(["-w", "-t", "60", "-l", str(self.data / "server.log"), "-o", options, "start"],
-               pgdata=self.data, user=self.user, timeout=90)
+        pg_ctl(
+            ["-w", "-t", "60", "-l", str(self.data / "server.log"), "-o", options, "start"],
+            pgdata=self.data,
+            user=self.user,
+            timeout=90,
+        )
 
     async def _bootstrap(self) -> None:
         """Create the owner and application roles and the database, once."""
@@ -208,8 +213,11 @@ def _give_to(user: str, *paths: Path) -> None:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
+            check=True,
+            capture_output=True,
+        )
         entry = pwd.getpwnam(user)
     for path in paths:
         shutil.chown(path, entry.pw_uid, entry.pw_gid)
@@ -217,7 +225,11 @@ def _give_to(user: str, *paths: Path) -> None:
         while parent != parent.parent:  # every parent must be traversable by that user
             parent.chmod(parent.stat().st_mode | 0o055)
             parent = parent.parent
-    for path in (POSTGRES_BIN_PATH.parent / "bin", POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
+    for path in (
+        POSTGRES_BIN_PATH.parent / "bin",
+        POSTGRES_BIN_PATH.parent / "lib",
+        POSTGRES_BIN_PATH.parent / "share",
+    ):
         parent = path
         while parent != parent.parent:
             parent.chmod(parent.stat().st_mode | 0o055)

@@ -34,7 +34,8 @@ _PAGE = """<!doctype html>
       fetcher,
       defaultHeaders: {headers},
       shouldPersistHeaders: true,
-      defaultQuery: "{{\\n  viewer {{ role tenant {{ slug name plan }} }}\\n  shipments(first: 5) {{ edges {{ node {{ trackingNumber status customer {{ name }} }} }} }}\\n}}\\n",
+      defaultQuery: "{{\\n  viewer {{ role tenant {{ slug name plan }} }}\\n"
+        + "  shipments(first: 5) {{ edges {{ node {{ trackingNumber status customer {{ name }} }} }} }}\\n}}\\n",
     }}));
   </script>
 </body>

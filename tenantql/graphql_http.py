@@ -42,8 +42,9 @@ _QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
 class RequestError(Exception):
     """The HTTP request itself is unusable: nothing was executed."""
 
-    def __init__(self, message: str, *, code: str = "BAD_REQUEST", status: int = 400,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str = "BAD_REQUEST", status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message, self.code, self.status, self.headers = message, code, status, headers or {}
 
@@ -94,8 +95,12 @@ class GraphQLEndpoint:
         services: Services = request.app.state.services
         try:
             if request.method not in ("GET", "POST"):
-                raise RequestError("GraphQL is served over GET and POST", code="METHOD_NOT_ALLOWED", status=405,
-                                   headers={"Allow": "GET, POST"})
+                raise RequestError(
+                    "GraphQL is served over GET and POST",
+                    code="METHOD_NOT_ALLOWED",
+                    status=405,
+                    headers={"Allow": "GET, POST"},
+                )
             tenant = await services.authenticator.authenticate(request.headers, request_id=request_id)
             operations, batched = await _operations(request)
         except AuthError as error:
@@ -148,8 +153,12 @@ class GraphQLEndpoint:
             result = unreported.result
         except InvalidOperationTypeError as error:
             kind = error.operation_type.value
-            raise RequestError(f"a {kind} cannot be sent with GET; use POST", code="METHOD_NOT_ALLOWED",
-                               status=405, headers={"Allow": "POST"}) from None
+            raise RequestError(
+                f"a {kind} cannot be sent with GET; use POST",
+                code="METHOD_NOT_ALLOWED",
+                status=405,
+                headers={"Allow": "POST"},
+            ) from None
         except MissingQueryError:
             raise RequestError("the request has no query", code="BAD_REQUEST") from None
         except CannotGetOperationTypeError as error:
@@ -182,12 +191,16 @@ def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
 async def _operations(request: Request) -> tuple[list[Operation], bool]:
     if request.method == "GET":
         params = request.query_params
-        return [_operation({
-            "query": params.get("query"),
-            "variables": _json_param(params.get("variables"), "variables"),
-            "operationName": params.get("operationName"),
-            "extensions": _json_param(params.get("extensions"), "extensions"),
-        })], False
+        return [
+            _operation(
+                {
+                    "query": params.get("query"),
+                    "variables": _json_param(params.get("variables"), "variables"),
+                    "operationName": params.get("operationName"),
+                    "extensions": _json_param(params.get("extensions"), "extensions"),
+                }
+            )
+        ], False
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (JSON, GRAPHQL_RESPONSE):
         raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
@@ -208,14 +221,16 @@ async def _operations(request: Request) -> tuple[list[Operation], bool]:
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise RequestError(f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE",
-                           status=413)
+        raise RequestError(
+            f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise RequestError(f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE",
-                               status=413)
+            raise RequestError(
+                f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -262,13 +277,15 @@ def _headers(media_type: str, request_id: str, extra: dict[str, str] | None = No
     }
 
 
-def _json_response(body: Any, status: int, media_type: str, request_id: str,
-                   headers: dict[str, str] | None = None) -> Response:
+def _json_response(
+    body: Any, status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=_headers(media_type, request_id, headers))
 
 
-def _error_response(message: str, code: str, status: int, media_type: str, request_id: str,
-                    headers: dict[str, str] | None = None) -> Response:
+def _error_response(
+    message: str, code: str, status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return _json_response(body, status, media_type, request_id, headers)
 

@@ -31,7 +31,9 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings) -> Services:
         if not settings.database_url or not settings.redis_url:
-            raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`tenantql serve` sets them for embedded servers)")
+            raise RuntimeError(
+                "DATABASE_URL and REDIS_URL must be set (`tenantql serve` sets them for embedded servers)"
+            )
         engine = create_app_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,

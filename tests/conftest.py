@@ -145,9 +145,15 @@ def make_tenant(owner_engine: AsyncEngine) -> Callable[..., Any]:
         await seed_tenant_data(owner_engine, tenant_id, slug, size)
         handle = TenantHandle(id=tenant_id, slug=slug, plan=plan)
         async with tenant_transaction(owner_engine, tenant_id) as db:
-            for name, model in (("customers", Customer), ("vehicles", Vehicle), ("drivers", Driver),
-                                ("shipments", Shipment)):
-                handle.ids[name] = [row.id for row in await db.all(select(model.id).where(model.tenant_id == tenant_id))]
+            for name, model in (
+                ("customers", Customer),
+                ("vehicles", Vehicle),
+                ("drivers", Driver),
+                ("shipments", Shipment),
+            ):
+                handle.ids[name] = [
+                    row.id for row in await db.all(select(model.id).where(model.tenant_id == tenant_id))
+                ]
             handle.tracking_numbers = [
                 row.tracking_number
                 for row in await db.all(select(Shipment.tracking_number).where(Shipment.tenant_id == tenant_id))

@@ -8,7 +8,15 @@ from typing import Any
 import strawberry
 
 from resolvers.outcomes import FieldError, Outcome
-from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, TrackingEvent, Vehicle, VehicleKind
+from schema.types.logistics import (
+    Customer,
+    Driver,
+    Shipment,
+    ShipmentStatus,
+    TrackingEvent,
+    Vehicle,
+    VehicleKind,
+)
 
 
 @strawberry.type(description="Why a mutation did not happen. `code`: NOT_FOUND, ALREADY_EXISTS or INVALID.")

@@ -91,8 +91,15 @@ async def test_a_json_body_that_is_not_a_graphql_request_is_400_bad_request(clie
 
 @pytest.mark.parametrize(
     "query",
-    ["{ viewer { role }", "query {", "{ customers(first: ) { edges { node { id } } } }", "}}}", "mutation",
-     '{ shipment(trackingNumber: "unterminated) { id } }', "{ viewer { role } } \u0000"],
+    [
+        "{ viewer { role }",
+        "query {",
+        "{ customers(first: ) { edges { node { id } } } }",
+        "}}}",
+        "mutation",
+        '{ shipment(trackingNumber: "unterminated) { id } }',
+        "{ viewer { role } } \u0000",
+    ],
     ids=repr,
 )
 async def test_a_syntax_error_is_graphql_parse_failed(client, acme, query):
@@ -108,12 +115,12 @@ async def test_a_syntax_error_is_graphql_parse_failed(client, acme, query):
         "{ viewer { role } nosuchfield }",
         "{ customers { edges { node { id password } } } }",
         "{ shipments(nosucharg: 1) { edges { node { id } } } }",
-        "{ shipments(first: \"ten\") { edges { node { id } } } }",
+        '{ shipments(first: "ten") { edges { node { id } } } }',
         "{ shipments(first: 99999999999) { edges { node { id } } } }",
         "{ shipments }",
         "{ viewer { role { name } } }",
-        "mutation { createShipment(input: {origin: \"a\"}) { shipment { id } } }",
-        "mutation { createShipment(input: {customerId: \"x\", origin: \"a\", destination: \"b\", weightKg: NaN})"
+        'mutation { createShipment(input: {origin: "a"}) { shipment { id } } }',
+        'mutation { createShipment(input: {customerId: "x", origin: "a", destination: "b", weightKg: NaN})'
         " { shipment { id } } }",
         "query($first: String) { shipments(first: $first) { edges { node { id } } } }",
         "{ shipments(first: $undeclared) { edges { node { id } } } }",
@@ -134,8 +141,9 @@ async def test_an_invalid_query_is_graphql_validation_failed(client, acme, query
     ids=repr,
 )
 async def test_a_variable_of_the_wrong_type_is_bad_user_input(client, acme, variables):
-    response = await ask(client, acme, "query($first: Int) { shipments(first: $first) { edges { node { id } } } }",
-                         variables)
+    response = await ask(
+        client, acme, "query($first: Int) { shipments(first: $first) { edges { node { id } } } }", variables
+    )
     assert response.status_code == 200
     assert codes(response) == ["BAD_USER_INPUT"]
     assert "data" not in response.json()
@@ -148,28 +156,38 @@ async def test_a_missing_required_variable_is_bad_user_input(client, acme):
 
 
 async def test_an_enum_variable_with_an_unknown_value_is_bad_user_input(client, acme):
-    response = await ask(client, acme, "query($s: ShipmentStatus) { shipments(status: $s) { edges { node { id } } } }",
-                         {"s": "LOST_IN_SPACE"})
+    response = await ask(
+        client,
+        acme,
+        "query($s: ShipmentStatus) { shipments(status: $s) { edges { node { id } } } }",
+        {"s": "LOST_IN_SPACE"},
+    )
     assert codes(response) == ["BAD_USER_INPUT"]
 
 
 @pytest.mark.parametrize("first", [101, 1000, -1, -100])
 async def test_first_outside_0_to_100_is_bad_user_input(client, acme, first):
     for field in ("shipments", "customers", "drivers", "vehicles"):
-        response = await ask(client, acme, f"query($n: Int) {{ {field}(first: $n) {{ edges {{ node {{ id }} }} }} }}",
-                             {"n": first})
+        response = await ask(
+            client, acme, f"query($n: Int) {{ {field}(first: $n) {{ edges {{ node {{ id }} }} }} }}", {"n": first}
+        )
         assert response.status_code == 200
         assert codes(response) == ["BAD_USER_INPUT"], field
         assert response.json()["errors"][0]["path"] == [field]
-    nested = await ask(client, acme, "query($n: Int) { customers(first: 1) { edges { node { shipments(first: $n) "
-                                     "{ edges { node { id } } } } } } }", {"n": first})
+    nested = await ask(
+        client,
+        acme,
+        "query($n: Int) { customers(first: 1) { edges { node { shipments(first: $n) { edges { node { id } } } } } } }",
+        {"n": first},
+    )
     assert codes(nested) == ["BAD_USER_INPUT"]
 
 
 async def test_first_of_0_and_100_are_accepted(client, acme):
     for first in (0, 100):
-        response = await ask(client, acme, "query($n: Int) { shipments(first: $n) { edges { node { id } } } }",
-                             {"n": first})
+        response = await ask(
+            client, acme, "query($n: Int) { shipments(first: $n) { edges { node { id } } } }", {"n": first}
+        )
         assert "errors" not in response.json()
 
 
@@ -260,8 +278,13 @@ mutation($id: ID!, $location: String, $note: String) {
 
 
 def shipment_input(tenant: Any, **overrides: Any) -> dict[str, Any]:
-    return {"customerId": to_global_id("Customer", tenant.ids["customers"][0]), "origin": "Berlin",
-            "destination": "Oslo", "weightKg": 1.5, **overrides}
+    return {
+        "customerId": to_global_id("Customer", tenant.ids["customers"][0]),
+        "origin": "Berlin",
+        "destination": "Oslo",
+        "weightKg": 1.5,
+        **overrides,
+    }
 
 
 def invalid_cases(tenant: Any) -> list[tuple[str, str, dict[str, Any], list[str]]]:
@@ -275,8 +298,12 @@ def invalid_cases(tenant: Any) -> list[tuple[str, str, dict[str, Any], list[str]
             ("createCustomer", CREATE_CUSTOMER, {"name": "ok", "phone": bad}, ["input", "phone"]),
             ("createShipment", CREATE_SHIPMENT, shipment_input(tenant, origin=bad), ["input", "origin"]),
             ("createShipment", CREATE_SHIPMENT, shipment_input(tenant, destination=bad), ["input", "destination"]),
-            ("createShipment", CREATE_SHIPMENT, shipment_input(tenant, trackingNumber=bad),
-             ["input", "trackingNumber"]),
+            (
+                "createShipment",
+                CREATE_SHIPMENT,
+                shipment_input(tenant, trackingNumber=bad),
+                ["input", "trackingNumber"],
+            ),
             ("createVehicle", CREATE_VEHICLE, {"plate": bad}, ["input", "plate"]),
             ("createDriver", CREATE_DRIVER, {"name": bad}, ["input", "name"]),
             ("createDriver", CREATE_DRIVER, {"name": "ok", "phone": bad}, ["input", "phone"]),
@@ -300,8 +327,12 @@ async def test_too_long_or_unstorable_strings_are_invalid_user_errors(client, ow
 
 
 async def test_a_string_with_a_nul_byte_finds_no_shipment(client, acme):
-    response = await ask(client, acme, "query($t: String!) { shipment(trackingNumber: $t) { id } }",
-                         {"t": acme.tracking_numbers[0] + "\u0000"})
+    response = await ask(
+        client,
+        acme,
+        "query($t: String!) { shipment(trackingNumber: $t) { id } }",
+        {"t": acme.tracking_numbers[0] + "\u0000"},
+    )
     assert response.json() == {"data": {"shipment": None}}
 
 
@@ -309,16 +340,22 @@ async def test_a_string_with_a_nul_byte_finds_no_shipment(client, acme):
 async def test_a_weight_that_is_not_positive_or_too_large_is_invalid(client, acme, weight):
     response = await ask(client, acme, CREATE_SHIPMENT, shipment_input(acme, weightKg=weight))
     assert response.json()["data"]["createShipment"] == {
-        "shipment": None, "userErrors": [{"field": ["input", "weightKg"], "code": "INVALID"}]
+        "shipment": None,
+        "userErrors": [{"field": ["input", "weightKg"], "code": "INVALID"}],
     }
 
 
 async def test_a_weight_literal_too_large_for_a_double_is_invalid(client, acme):
     customer = to_global_id("Customer", acme.ids["customers"][0])
-    response = await ask(client, acme, f"""mutation {{ createShipment(input: {{customerId: "{customer}",
-        origin: "a", destination: "b", weightKg: 1e999}}) {{ shipment {{ id }} userErrors {{ field code }} }} }}""")
-    assert response.json()["data"]["createShipment"]["userErrors"] == [{"field": ["input", "weightKg"],
-                                                                         "code": "INVALID"}]
+    response = await ask(
+        client,
+        acme,
+        f"""mutation {{ createShipment(input: {{customerId: "{customer}",
+        origin: "a", destination: "b", weightKg: 1e999}}) {{ shipment {{ id }} userErrors {{ field code }} }} }}""",
+    )
+    assert response.json()["data"]["createShipment"]["userErrors"] == [
+        {"field": ["input", "weightKg"], "code": "INVALID"}
+    ]
 
 
 @pytest.mark.parametrize("weight", ["NaN", "Infinity", "-Infinity", "1.5", None], ids=repr)
@@ -338,14 +375,21 @@ async def test_nan_or_infinity_in_the_json_body_is_400_bad_request(client, acme,
 @pytest.mark.parametrize("capacity", [-1, 1e12], ids=repr)
 async def test_a_negative_or_huge_vehicle_capacity_is_invalid(client, acme, capacity):
     response = await ask(client, acme, CREATE_VEHICLE, {"plate": f"C{uuid.uuid4().hex[:6]}", "capacityKg": capacity})
-    assert response.json()["data"]["createVehicle"]["userErrors"] == [{"field": ["input", "capacityKg"],
-                                                                       "code": "INVALID"}]
+    assert response.json()["data"]["createVehicle"]["userErrors"] == [
+        {"field": ["input", "capacityKg"], "code": "INVALID"}
+    ]
 
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/graphql",
-     "application/xml", ""],
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/graphql",
+        "application/xml",
+        "",
+    ],
 )
 async def test_a_body_that_is_not_json_by_content_type_is_415(client, acme, content_type):
     response = await send(client, acme, '{"query": "{ viewer { role } }"}', content_type=content_type)
@@ -368,8 +412,11 @@ async def test_a_mutation_over_get_is_405_and_never_runs(client, owner_engine, a
     before = await count_rows(owner_engine, acme, "customers")
     for params in (
         {"query": 'mutation { createCustomer(input: {name: "Over GET"}) { customer { id } } }'},
-        {"query": 'query Q { viewer { role } } mutation M { createCustomer(input: {name: "Over GET"}) '
-                  "{ customer { id } } }", "operationName": "M"},
+        {
+            "query": 'query Q { viewer { role } } mutation M { createCustomer(input: {name: "Over GET"}) '
+            "{ customer { id } } }",
+            "operationName": "M",
+        },
     ):
         response = await client.get("/graphql", params=params, headers=acme.headers())
         assert response.status_code == 405
@@ -380,8 +427,7 @@ async def test_a_mutation_over_get_is_405_and_never_runs(client, owner_engine, a
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 async def test_other_methods_are_405(client, acme, method):
-    response = await client.request(method, "/graphql", json={"query": "{ viewer { role } }"},
-                                    headers=acme.headers())
+    response = await client.request(method, "/graphql", json={"query": "{ viewer { role } }"}, headers=acme.headers())
     assert response.status_code == 405
     assert codes(response) == ["METHOD_NOT_ALLOWED"]
 
@@ -389,17 +435,24 @@ async def test_other_methods_are_405(client, acme, method):
 async def test_a_query_over_get_is_answered(client, acme):
     response = await client.get(
         "/graphql",
-        params={"query": "query($n: Int) { customers(first: $n) { edges { node { id } } } }",
-                "variables": '{"n": 2}'},
+        params={"query": "query($n: Int) { customers(first: $n) { edges { node { id } } } }", "variables": '{"n": 2}'},
         headers=acme.headers(Role.VIEWER),
     )
     assert response.status_code == 200
     assert len(response.json()["data"]["customers"]["edges"]) == 2
 
 
-@pytest.mark.parametrize("params", [{}, {"query": ""}, {"query": "{ viewer { role } }", "variables": "{"},
-                                    {"query": "{ viewer { role } }", "variables": "[1]"},
-                                    {"query": "{ viewer { role } }", "extensions": "nope"}], ids=repr)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"query": ""},
+        {"query": "{ viewer { role } }", "variables": "{"},
+        {"query": "{ viewer { role } }", "variables": "[1]"},
+        {"query": "{ viewer { role } }", "extensions": "nope"},
+    ],
+    ids=repr,
+)
 async def test_a_get_without_a_usable_query_is_400(client, acme, params):
     response = await client.get("/graphql", params=params, headers=acme.headers())
     assert response.status_code == 400
@@ -452,8 +505,10 @@ async def test_a_batch_of_11_operations_is_batch_too_large_and_runs_none(client,
 
 
 async def test_a_batch_of_10_operations_is_answered_in_order(client, acme):
-    operations = [{"query": "query($n: Int) { customers(first: $n) { edges { node { id } } } }", "variables": {"n": n}}
-                  for n in range(10)]
+    operations = [
+        {"query": "query($n: Int) { customers(first: $n) { edges { node { id } } } }", "variables": {"n": n}}
+        for n in range(10)
+    ]
     response = await client.post("/graphql", json=operations, headers=acme.headers())
     assert response.status_code == 200
     assert [len(item["data"]["customers"]["edges"]) for item in response.json()] == [

@@ -26,10 +26,15 @@ def sign(services: Any, acme: Any) -> Any:
 
     def make(**overrides: Any) -> str:
         now = int(time.time())
-        claims = {"sub": str(acme.user_id(Role.ADMIN)), "tenant_id": str(acme.id), "role": "admin",
-                  "iat": now, "exp": now + 300, **overrides}
-        return jwt.encode({key: value for key, value in claims.items() if value is not None}, secret,
-                          algorithm="HS256")
+        claims = {
+            "sub": str(acme.user_id(Role.ADMIN)),
+            "tenant_id": str(acme.id),
+            "role": "admin",
+            "iat": now,
+            "exp": now + 300,
+            **overrides,
+        }
+        return jwt.encode({key: value for key, value in claims.items() if value is not None}, secret, algorithm="HS256")
 
     return make
 
@@ -90,16 +95,19 @@ async def test_a_get_with_a_query_and_no_credential_is_401(client):
 
 
 async def test_a_token_with_a_wrong_signature_is_401(client, acme):
-    token = jwt.encode({"sub": str(uuid.uuid4()), "tenant_id": str(acme.id), "role": "admin",
-                        "exp": int(time.time()) + 300}, "not-the-server-secret-but-long-enough-0123456789",
-                       algorithm="HS256")
+    token = jwt.encode(
+        {"sub": str(uuid.uuid4()), "tenant_id": str(acme.id), "role": "admin", "exp": int(time.time()) + 300},
+        "not-the-server-secret-but-long-enough-0123456789",
+        algorithm="HS256",
+    )
     assert_refused(await post(client, bearer(token)), 401, "UNAUTHENTICATED")
 
 
 async def test_a_token_whose_payload_was_edited_is_401(client, acme, globex):
     header, _, signature = acme.token(Role.VIEWER).split(".")
-    edited = b64url({"sub": str(uuid.uuid4()), "tenant_id": str(globex.id), "role": "admin",
-                     "exp": int(time.time()) + 300})
+    edited = b64url(
+        {"sub": str(uuid.uuid4()), "tenant_id": str(globex.id), "role": "admin", "exp": int(time.time()) + 300}
+    )
     assert_refused(await post(client, bearer(f"{header}.{edited}.{signature}")), 401, "UNAUTHENTICATED")
 
 
@@ -120,8 +128,14 @@ async def test_an_alg_none_token_is_401(client, acme):
 
 @pytest.mark.parametrize(
     "claims",
-    [{"tenant_id": None}, {"tenant_id": "not-a-uuid"}, {"tenant_id": 12345}, {"role": "owner"},
-     {"role": None}, {"sub": None}],
+    [
+        {"tenant_id": None},
+        {"tenant_id": "not-a-uuid"},
+        {"tenant_id": 12345},
+        {"role": "owner"},
+        {"role": None},
+        {"sub": None},
+    ],
     ids=repr,
 )
 async def test_a_token_with_a_missing_or_bad_claim_is_401(client, sign, claims):
@@ -134,8 +148,9 @@ async def test_a_token_of_a_tenant_that_does_not_exist_is_401(client, sign):
 
 async def set_status(owner_engine: Any, tenant_id: uuid.UUID, status: str) -> None:
     async with owner_engine.connect() as connection:
-        await connection.execute(update(Tenant.__table__).where(Tenant.__table__.c.id == tenant_id)
-                                 .values(status=status))
+        await connection.execute(
+            update(Tenant.__table__).where(Tenant.__table__.c.id == tenant_id).values(status=status)
+        )
 
 
 async def test_a_suspended_tenant_is_403_and_a_resumed_one_is_answered_again(
@@ -164,8 +179,12 @@ async def test_a_suspension_takes_effect_once_the_tenant_cache_expires(client, o
 
 @pytest.mark.parametrize("which", ["uuid", "slug", "random uuid", "random slug"])
 async def test_an_x_tenant_id_naming_another_tenant_is_403(client, acme, globex, which):
-    value = {"uuid": str(globex.id), "slug": globex.slug, "random uuid": str(uuid.uuid4()),
-             "random slug": "no-such-tenant"}[which]
+    value = {
+        "uuid": str(globex.id),
+        "slug": globex.slug,
+        "random uuid": str(uuid.uuid4()),
+        "random slug": "no-such-tenant",
+    }[which]
     response = await post(client, {**acme.headers(), "X-Tenant-ID": value})
     assert_refused(response, 403, "FORBIDDEN")
 
@@ -176,4 +195,3 @@ async def test_an_x_tenant_id_naming_the_credentials_tenant_is_accepted(client, 
     response = await post(client, {**acme.headers(Role.MEMBER), "X-Tenant-ID": value})
     assert response.status_code == 200, response.text
     assert response.json()["data"]["viewer"]["tenant"]["slug"] == acme.slug
-

@@ -130,16 +130,21 @@ async def globex_secrets(graphql, globex) -> list[str]:
     customer = await graphql(CREATE_CUSTOMER, {"name": f"Globex Only Customer {marker}"}, as_tenant=globex)
     vehicle = await graphql(CREATE_VEHICLE, {"plate": f"GX{marker}"}, as_tenant=globex)
     vehicle_id = vehicle["data"]["createVehicle"]["vehicle"]["id"]
-    driver = await graphql(CREATE_DRIVER, {"name": f"Globex Only Driver {marker}", "vehicleId": vehicle_id},
-                           as_tenant=globex)
+    driver = await graphql(
+        CREATE_DRIVER, {"name": f"Globex Only Driver {marker}", "vehicleId": vehicle_id}, as_tenant=globex
+    )
     for created, kind in ((customer, "customers"), (vehicle, "vehicles"), (driver, "drivers")):
         payload = next(iter(created["data"].values()))
         node = payload[kind[:-1]]
         assert payload["userErrors"] == [] and node is not None
         globex.ids[kind].append(from_global_id(node["id"])[1])
     secrets = [marker, globex.slug, str(globex.id), gid("Tenant", globex.id), *globex.tracking_numbers]
-    for kind, type_name in (("shipments", "Shipment"), ("customers", "Customer"), ("drivers", "Driver"),
-                            ("vehicles", "Vehicle")):
+    for kind, type_name in (
+        ("shipments", "Shipment"),
+        ("customers", "Customer"),
+        ("drivers", "Driver"),
+        ("vehicles", "Vehicle"),
+    ):
         for id_ in globex.ids[kind]:
             secrets += [str(id_), gid(type_name, id_)]
     return secrets
@@ -175,8 +180,9 @@ async def test_another_tenants_tracking_numbers_are_not_found(graphql, acme, glo
     numbers = [*globex.tracking_numbers, "TQNOSUCHNUMB", acme.tracking_numbers[0]]
     fields = " ".join(f"s{i}: shipment(trackingNumber: $t{i}) {{ id trackingNumber }}" for i in range(len(numbers)))
     declared = ", ".join(f"$t{i}: String!" for i in range(len(numbers)))
-    response = await graphql(f"query({declared}) {{ {fields} }}",
-                             {f"t{i}": number for i, number in enumerate(numbers)}, as_tenant=acme)
+    response = await graphql(
+        f"query({declared}) {{ {fields} }}", {f"t{i}": number for i, number in enumerate(numbers)}, as_tenant=acme
+    )
     assert "errors" not in response
     *others, missing, own = response["data"].values()
     assert others == [None] * len(globex.tracking_numbers)
@@ -185,13 +191,15 @@ async def test_another_tenants_tracking_numbers_are_not_found(graphql, acme, glo
     assert_no_secret(response, globex_secrets)
 
 
-async def test_node_of_another_tenants_id_answers_like_an_id_that_does_not_exist(
-    graphql, acme, globex, globex_secrets
-):
+async def test_node_of_another_tenants_id_answers_like_an_id_that_does_not_exist(graphql, acme, globex, globex_secrets):
     cases = [("Tenant", [globex.id])] + [
         (type_name, globex.ids[kind])
-        for kind, type_name in (("shipments", "Shipment"), ("customers", "Customer"), ("drivers", "Driver"),
-                                ("vehicles", "Vehicle"))
+        for kind, type_name in (
+            ("shipments", "Shipment"),
+            ("customers", "Customer"),
+            ("drivers", "Driver"),
+            ("vehicles", "Vehicle"),
+        )
     ]
     for type_name, ids in cases:
         nowhere = await graphql(NODE, {"id": gid(type_name, uuid.uuid4())}, as_tenant=acme)
@@ -204,8 +212,12 @@ async def test_node_of_another_tenants_id_answers_like_an_id_that_does_not_exist
 async def test_node_of_the_callers_own_ids_finds_them(graphql, acme):
     own = [("Tenant", acme.id)] + [
         (type_name, acme.ids[kind][0])
-        for kind, type_name in (("shipments", "Shipment"), ("customers", "Customer"), ("drivers", "Driver"),
-                                ("vehicles", "Vehicle"))
+        for kind, type_name in (
+            ("shipments", "Shipment"),
+            ("customers", "Customer"),
+            ("drivers", "Driver"),
+            ("vehicles", "Vehicle"),
+        )
     ]
     for type_name, id_ in own:
         response = await graphql(NODE, {"id": gid(type_name, id_)}, as_tenant=acme)
@@ -219,14 +231,25 @@ def mutations_naming(acme: Any, other: Callable[[str, str], str]) -> list[tuple[
     own_driver = gid("Driver", acme.ids["drivers"][0])
     return [
         ("createShipment", CREATE_SHIPMENT, {"customerId": other("Customer", "customers")}, ["input", "customerId"]),
-        ("createDriver", CREATE_DRIVER, {"name": "Nobody", "vehicleId": other("Vehicle", "vehicles")},
-         ["input", "vehicleId"]),
-        ("assignDriver", ASSIGN_DRIVER, {"shipmentId": other("Shipment", "shipments"), "driverId": own_driver},
-         ["shipmentId"]),
-        ("assignDriver", ASSIGN_DRIVER, {"shipmentId": own_shipment, "driverId": other("Driver", "drivers")},
-         ["driverId"]),
-        ("recordTrackingEvent", RECORD_EVENT, {"shipmentId": other("Shipment", "shipments")},
-         ["input", "shipmentId"]),
+        (
+            "createDriver",
+            CREATE_DRIVER,
+            {"name": "Nobody", "vehicleId": other("Vehicle", "vehicles")},
+            ["input", "vehicleId"],
+        ),
+        (
+            "assignDriver",
+            ASSIGN_DRIVER,
+            {"shipmentId": other("Shipment", "shipments"), "driverId": own_driver},
+            ["shipmentId"],
+        ),
+        (
+            "assignDriver",
+            ASSIGN_DRIVER,
+            {"shipmentId": own_shipment, "driverId": other("Driver", "drivers")},
+            ["driverId"],
+        ),
+        ("recordTrackingEvent", RECORD_EVENT, {"shipmentId": other("Shipment", "shipments")}, ["input", "shipmentId"]),
         ("cancelShipment", CANCEL, {"id": other("Shipment", "shipments")}, ["id"]),
     ]
 
@@ -266,11 +289,13 @@ async def test_the_same_tracking_number_can_exist_in_two_tenants_but_not_twice_i
     for tenant in (acme, globex):
         payload = (await create(tenant, fresh))["data"]["createShipment"]
         assert payload["shipment"] is None
-        assert payload["userErrors"] == [{
-            "field": ["input", "trackingNumber"],
-            "message": "a shipment with this tracking number already exists",
-            "code": "ALREADY_EXISTS",
-        }]
+        assert payload["userErrors"] == [
+            {
+                "field": ["input", "trackingNumber"],
+                "message": "a shipment with this tracking number already exists",
+                "code": "ALREADY_EXISTS",
+            }
+        ]
 
 
 async def test_the_same_plate_can_exist_in_two_tenants_but_not_twice_in_one(graphql, acme, globex):
@@ -299,9 +324,9 @@ async def test_500_concurrent_requests_of_two_tenants_each_see_only_their_own_ro
     roles = [Role.ADMIN, Role.MEMBER, Role.VIEWER]
     headers = [tenant.headers(roles[i % 3]) for i, tenant in enumerate(tenants)]
 
-    responses = await asyncio.gather(*(
-        client.post("/graphql", json={"query": BURST}, headers=headers[i]) for i in range(len(tenants))
-    ))
+    responses = await asyncio.gather(
+        *(client.post("/graphql", json={"query": BURST}, headers=headers[i]) for i in range(len(tenants)))
+    )
 
     for tenant, response in zip(tenants, responses, strict=True):
         assert response.status_code == 200, response.text

@@ -49,13 +49,13 @@ def mutations(tenant: Any, open_shipments: list[str]) -> dict[str, tuple[str, di
             {"plate": plate},
         ),
         "createDriver": (
-            "mutation($vehicleId: ID) { createDriver(input: {name: \"Role Driver\", vehicleId: $vehicleId}) "
+            'mutation($vehicleId: ID) { createDriver(input: {name: "Role Driver", vehicleId: $vehicleId}) '
             "{ driver { id vehicle { id } } userErrors { code } } }",
             {"vehicleId": vehicle},
         ),
         "createShipment": (
-            "mutation($customerId: ID!) { createShipment(input: {customerId: $customerId, origin: \"Rome\", "
-            "destination: \"Milan\", weightKg: 3}) { shipment { id status } userErrors { code } } }",
+            'mutation($customerId: ID!) { createShipment(input: {customerId: $customerId, origin: "Rome", '
+            'destination: "Milan", weightKg: 3}) { shipment { id status } userErrors { code } } }',
             {"customerId": customer},
         ),
         "recordTrackingEvent": (
@@ -89,9 +89,11 @@ async def fingerprint(owner_engine: Any, tenant: Any) -> dict[str, tuple[int, st
     found = {}
     async with tenant_transaction(owner_engine, tenant.id) as db:
         for table in TENANT_TABLES:
-            [row] = await db.all(text(
-                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table.name} t"
-            ))
+            [row] = await db.all(
+                text(
+                    f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table.name} t"
+                )
+            )
             found[table.name] = tuple(row)
     return found
 
@@ -177,9 +179,13 @@ async def test_a_refused_operation_in_a_batch_leaves_the_batchs_other_operations
     done, forbidden = response.json()
     created = assert_done(done, "createCustomer")["customer"]
     assert_forbidden(forbidden, "createVehicle")
-    found = (await client.post("/graphql", json={"query": "query($id: ID!) { node(id: $id) { id } }",
-                                                 "variables": {"id": created["id"]}},
-                               headers=acme.headers(Role.VIEWER))).json()
+    found = (
+        await client.post(
+            "/graphql",
+            json={"query": "query($id: ID!) { node(id: $id) { id } }", "variables": {"id": created["id"]}},
+            headers=acme.headers(Role.VIEWER),
+        )
+    ).json()
     assert found["data"]["node"] == {"id": created["id"]}
 
 
@@ -202,8 +208,12 @@ async def test_a_cancelled_shipment_reads_back_as_cancelled(calls, graphql, acme
     assert node["events"] == [{"status": "CANCELLED"}]
     listed = [edge["node"] for edge in read["data"]["cancelled"]["edges"]]
     assert {"id": cancelled["id"], "status": "CANCELLED"} in listed
-    by_number = await graphql("query($t: String!) { shipment(trackingNumber: $t) { id status } }",
-                              {"t": node["trackingNumber"]}, as_tenant=acme, role=Role.VIEWER)
+    by_number = await graphql(
+        "query($t: String!) { shipment(trackingNumber: $t) { id status } }",
+        {"t": node["trackingNumber"]},
+        as_tenant=acme,
+        role=Role.VIEWER,
+    )
     assert by_number["data"]["shipment"] == {"id": cancelled["id"], "status": "CANCELLED"}
 
 
@@ -213,10 +223,16 @@ async def test_a_cancelled_shipment_takes_no_more_events_or_drivers(calls, graph
     driver = to_global_id("Driver", acme.ids["drivers"][0])
     event = await graphql(
         "mutation($id: ID!) { recordTrackingEvent(input: {shipmentId: $id, status: DELIVERED}) "
-        "{ shipment { status } userErrors { code } } }", {"id": variables["id"]}, as_tenant=acme)
+        "{ shipment { status } userErrors { code } } }",
+        {"id": variables["id"]},
+        as_tenant=acme,
+    )
     assert event["data"]["recordTrackingEvent"] == {"shipment": None, "userErrors": [{"code": "INVALID"}]}
     assign = await graphql(
         "mutation($s: ID!, $d: ID!) { assignDriver(shipmentId: $s, driverId: $d) "
         "{ shipment { id } userErrors { code } } }",
-        {"s": variables["id"], "d": driver}, as_tenant=acme, role=Role.MEMBER)
+        {"s": variables["id"], "d": driver},
+        as_tenant=acme,
+        role=Role.MEMBER,
+    )
     assert assign["data"]["assignDriver"] == {"shipment": None, "userErrors": [{"code": "INVALID"}]}

@@ -254,8 +254,9 @@ def public_pem(private_key: rsa.RSAPrivateKey) -> bytes:
 async def test_hs256_signed_with_the_rsa_public_key_is_refused(key_server, keys, with_secret):
     """HS/RS confusion: a public key must never be accepted as an HMAC secret."""
     key_server.publish(jwk(keys["rsa"], "rsa-1"))
-    verifier = JWTVerifier(secret=SECRET if with_secret else None,
-                           jwks=JWKSKeys(key_server.url, min_refresh_interval=0))
+    verifier = JWTVerifier(
+        secret=SECRET if with_secret else None, jwks=JWKSKeys(key_server.url, min_refresh_interval=0)
+    )
     pem = public_pem(keys["rsa"])
     for kid in ("rsa-1", None):
         header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}

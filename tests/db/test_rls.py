@@ -32,9 +32,7 @@ async def test_a_tenant_sees_only_its_own_rows(app_engine, acme, globex):
 async def test_inserting_a_row_of_another_tenant_fails(app_engine, acme, globex):
     with pytest.raises(DBAPIError, match="row-level security"):
         async with tenant_transaction(app_engine, acme.id) as db:
-            await db.write(
-                text("INSERT INTO customers (tenant_id, name) VALUES (:other, 'intruder')"), other=globex.id
-            )
+            await db.write(text("INSERT INTO customers (tenant_id, name) VALUES (:other, 'intruder')"), other=globex.id)
 
 
 async def test_updating_or_deleting_another_tenants_rows_touches_nothing(app_engine, owner_engine, acme, globex):

@@ -30,8 +30,9 @@ def operation_statements(statements: list[str]) -> list[str]:
 
 
 async def test_nested_shipments_run_the_same_sql_for_5_and_50(graphql, sql_statements, make_tenant):
-    tenant = await make_tenant(Plan.SCALE, DataSize(customers=20, vehicles=10, drivers=12, shipments=60,
-                                                    events_per_shipment=6))
+    tenant = await make_tenant(
+        Plan.SCALE, DataSize(customers=20, vehicles=10, drivers=12, shipments=60, events_per_shipment=6)
+    )
     counts = []
     for first in (5, 50):
         sql_statements.clear()
@@ -96,7 +97,9 @@ async def test_sibling_resolvers_share_one_transaction_without_conflict(app_engi
 
     db = TenantDB(app_engine, acme.id)
     try:
-        results = await asyncio.gather(*(db.all(text("SELECT pg_sleep(0.01), CAST(:n AS integer) AS n"), n=n) for n in range(20)))
+        results = await asyncio.gather(
+            *(db.all(text("SELECT pg_sleep(0.01), CAST(:n AS integer) AS n"), n=n) for n in range(20))
+        )
         assert [rows[0].n for rows in results] == list(range(20))
     finally:
         await db.close(commit=True)

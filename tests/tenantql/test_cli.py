@@ -26,15 +26,21 @@ def free_port() -> int:
 
 
 def environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL",
-                                                           "JWT_SECRET", "JWT_JWKS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "JWT_SECRET", "JWT_JWKS_URL")
+    }
     return {**env, "TENANTQL_HOME": str(home)}
 
 
 def start_serve(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "tenantql", "serve", "--port", str(port)],
-        env=environment(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     tokens: dict[str, str] = {}
     output = []
@@ -67,8 +73,9 @@ def stop(process: subprocess.Popen[str], how: signal.Signals) -> None:
 
 def shipment_count(port: int, token: str) -> int:
     query = {"query": "{ shipments(first: 100) { edges { cursor } pageInfo { hasNextPage } } }"}
-    response = httpx.post(f"http://127.0.0.1:{port}/graphql", json=query,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/graphql", json=query, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     return len(response.json()["data"]["shipments"]["edges"])
 
 
@@ -78,18 +85,24 @@ def test_serve_starts_everything_and_a_signal_stops_it_and_a_second_run_reuses_t
     try:
         base = f"http://127.0.0.1:{port}"
         for slug, plan in (("acme", "STARTER"), ("globex", "SCALE")):
-            body = httpx.post(f"{base}/graphql", json=VIEWER_QUERY,
-                              headers={"Authorization": f"Bearer {tokens[slug]}"}, timeout=10).json()
+            body = httpx.post(
+                f"{base}/graphql", json=VIEWER_QUERY, headers={"Authorization": f"Bearer {tokens[slug]}"}, timeout=10
+            ).json()
             assert body["data"]["viewer"]["tenant"] == {"slug": slug, "plan": plan}
         page = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}, timeout=10)
         assert page.status_code == 200 and tokens["acme"] in page.text  # the headers editor is pre-filled
 
         printed = subprocess.run(
             [sys.executable, "-m", "tenantql", "token", "--tenant", "globex", "--role", "viewer", "--ttl", "10m"],
-            env=environment(home), capture_output=True, text=True, timeout=60, check=True,
+            env=environment(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout.strip()
-        body = httpx.post(f"{base}/graphql", json=VIEWER_QUERY, headers={"Authorization": f"Bearer {printed}"},
-                          timeout=10).json()
+        body = httpx.post(
+            f"{base}/graphql", json=VIEWER_QUERY, headers={"Authorization": f"Bearer {printed}"}, timeout=10
+        ).json()
         assert body["data"]["viewer"] == {"role": "VIEWER", "tenant": {"slug": "globex", "plan": "SCALE"}}
         before = shipment_count(port, tokens["acme"])
         assert before == 100

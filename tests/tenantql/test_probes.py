@@ -41,8 +41,10 @@ async def test_cors_allows_only_the_configured_origins(settings):
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tenantql.test") as http:
-            preflight = {"Access-Control-Request-Method": "POST",
-                         "Access-Control-Request-Headers": "authorization, content-type"}
+            preflight = {
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            }
             allowed = await http.options("/graphql", headers={"Origin": "https://dispatch.example", **preflight})
             refused = await http.options("/graphql", headers={"Origin": "https://evil.example", **preflight})
     assert allowed.status_code == 200
