@@ -7,6 +7,7 @@ import strawberry
 from resolvers import customers, fleet, nodes, shipments
 from resolvers.context import Info
 from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
+from schema.types.prefetch import prefetch_shipments
 from schema.types.relay import Connection, Node
 from schema.types.viewer import Tenant, Viewer
 
@@ -34,7 +35,9 @@ class Query:
         self, info: Info, first: int | None = None, after: str | None = None, status: ShipmentStatus | None = None
     ) -> Connection[Shipment]:
         page = await shipments.list_shipments(info.context, first, after, status)
-        return Connection.of(page, Shipment.from_row)
+        connection = Connection.of(page, Shipment.from_row)
+        await prefetch_shipments(info, [edge.node for edge in connection.edges])
+        return connection
 
     @strawberry.field
     async def shipment(self, info: Info, tracking_number: str) -> Shipment | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -35,11 +36,17 @@ class Driver(Node):
     name: str
     phone: str | None
     vehicle_id: strawberry.Private[Any]
+    prefetched: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)
 
     @strawberry.field
-    async def vehicle(self, info: Info) -> Vehicle | None:
+    def vehicle(self, info: Info) -> Vehicle | None:
+        if "vehicle" in self.prefetched:
+            return self.prefetched["vehicle"]
         if self.vehicle_id is None:
             return None
+        return self._vehicle(info)  # type: ignore[return-value]
+
+    async def _vehicle(self, info: Info) -> Vehicle | None:
         row = await info.context.loaders.vehicle_by_id.load((info.context.db.tenant_id, self.vehicle_id))
         return Vehicle.from_row(row) if row is not None else None
 
@@ -50,16 +57,21 @@ class Driver(Node):
 
 @strawberry.type
 class TrackingEvent:
-    id: strawberry.ID
     status: ShipmentStatus
     location: str | None
     note: str | None
     occurred_at: datetime
+    row_id: strawberry.Private[Any]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        # Computed only when asked for: most queries read events by status and time.
+        return strawberry.ID(to_global_id("TrackingEvent", self.row_id))
 
     @classmethod
     def from_row(cls, row: Any) -> TrackingEvent:
         return cls(
-            id=to_global_id("TrackingEvent", row.id),
+            row_id=row.id,
             status=row.status,
             location=row.location,
             note=row.note,
@@ -95,25 +107,42 @@ class Shipment(Node):
     weight_kg: float
     created_at: datetime
     row: strawberry.Private[Any]
+    # Relations loaded ahead by schema.types.prefetch; each resolver falls back to its loader.
+    prefetched: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)
 
     @strawberry.field
-    async def customer(self, info: Info) -> Customer:
+    def customer(self, info: Info) -> Customer:
+        if "customer" in self.prefetched:
+            return self.prefetched["customer"]
+        return self._customer(info)  # type: ignore[return-value]  # an awaitable, which graphql-core awaits
+
+    async def _customer(self, info: Info) -> Customer:
         row = await info.context.loaders.customer_by_id.load((info.context.db.tenant_id, self.row.customer_id))
         if row is None:  # the composite foreign key makes this impossible short of corruption
             raise LookupError(f"shipment {self.row.id} has no customer")
         return Customer.from_row(row)
 
     @strawberry.field
-    async def driver(self, info: Info) -> Driver | None:
+    def driver(self, info: Info) -> Driver | None:
+        if "driver" in self.prefetched:
+            return self.prefetched["driver"]
         if self.row.driver_id is None:
             return None
+        return self._driver(info)  # type: ignore[return-value]
+
+    async def _driver(self, info: Info) -> Driver | None:
         row = await info.context.loaders.driver_by_id.load((info.context.db.tenant_id, self.row.driver_id))
         return Driver.from_row(row) if row is not None else None
 
     @strawberry.field(description="The last `last` events, oldest first.")
-    async def events(self, info: Info, last: int = 10) -> list[TrackingEvent]:
+    def events(self, info: Info, last: int = 10) -> list[TrackingEvent]:
         if last < 0 or last > MAX_PAGE_SIZE:
             raise BadUserInput(f"`last` must be between 0 and {MAX_PAGE_SIZE}")
+        if ("events", last) in self.prefetched:
+            return self.prefetched[("events", last)]
+        return self._events(info, last)  # type: ignore[return-value]
+
+    async def _events(self, info: Info, last: int) -> list[TrackingEvent]:
         rows = await info.context.loaders.events_by_shipment.load((info.context.db.tenant_id, self.row.id, last))
         return [TrackingEvent.from_row(row) for row in rows]
 

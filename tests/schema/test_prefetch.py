@@ -1,0 +1,68 @@
+"""Prefetched relations answer exactly what the on-demand loaders would, with no extra SQL."""
+
+from __future__ import annotations
+
+from auth.tenant import Plan
+from db.seed import DataSize
+
+FIELDS = """
+  id trackingNumber status
+  customer { id name }
+  driver { id name vehicle { id plate } }
+  recent: events(last: 2) { id status occurredAt }
+  events(last: 5) { status occurredAt }
+"""
+THROUGH_CONNECTION = f"{{ shipments(first: 30) {{ edges {{ node {{ {FIELDS} }} }} }} }}"
+THROUGH_NODE = f"query One($id: ID!) {{ node(id: $id) {{ ... on Shipment {{ {FIELDS} }} }} }}"
+WITH_FRAGMENTS = """
+query Fragments($last: Int!) {
+  shipments(first: 30) { edges { node { ...Parts } } }
+}
+fragment Parts on Shipment {
+  id
+  ... on Shipment { customer { name } }
+  driver { ... on Driver { vehicle { plate } } }
+  events(last: $last) { status }
+}
+"""
+
+
+async def test_a_page_reads_the_same_as_each_shipment_fetched_alone(graphql, make_tenant):
+    tenant = await make_tenant(
+        Plan.SCALE, DataSize(customers=6, vehicles=3, drivers=5, shipments=30, events_per_shipment=4)
+    )
+    page = await graphql(THROUGH_CONNECTION, as_tenant=tenant)
+    nodes = [edge["node"] for edge in page["data"]["shipments"]["edges"]]
+    assert len(nodes) == 30
+    assert any(node["driver"] is None for node in nodes) and any(node["driver"] for node in nodes)
+    assert any(node["driver"] and node["driver"]["vehicle"] is None for node in nodes)
+    for node in nodes:
+        alone = await graphql(THROUGH_NODE, {"id": node["id"]}, as_tenant=tenant)
+        assert alone["data"]["node"] == node
+        recent = [{"status": e["status"], "occurredAt": e["occurredAt"]} for e in node["recent"]]
+        assert len(recent) == 2 and recent == node["events"][-2:]
+
+
+async def test_fragments_and_variables_are_followed(graphql, sql_statements, make_tenant):
+    tenant = await make_tenant(
+        Plan.SCALE, DataSize(customers=6, vehicles=3, drivers=5, shipments=30, events_per_shipment=4)
+    )
+    sql_statements.clear()
+    result = await graphql(WITH_FRAGMENTS, {"last": 3}, as_tenant=tenant)
+    nodes = [edge["node"] for edge in result["data"]["shipments"]["edges"]]
+    assert all(len(node["events"]) == 3 and node["customer"]["name"] for node in nodes)
+    statements = [s for s in sql_statements if "FROM tenants" not in s]
+    assert len(statements) == 5  # page, customers, drivers, vehicles, events
+
+
+async def test_nothing_is_prefetched_that_was_not_asked_for(graphql, sql_statements, acme):
+    sql_statements.clear()
+    await graphql("{ shipments(first: 10) { edges { node { trackingNumber } } } }", as_tenant=acme)
+    assert len([s for s in sql_statements if "FROM tenants" not in s]) == 1
+
+
+async def test_a_bad_size_is_still_refused_by_the_field(graphql, acme):
+    result = await graphql(
+        "{ shipments(first: 2) { edges { node { events(last: 101) { status } } } } }", as_tenant=acme
+    )
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
