@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
+from schema.execution import FastLeavesExecutionContext
 from schema.extensions.error_codes import ErrorCodes
 from schema.extensions.parser_cache import TolerantParserCache
 from schema.mutation import Mutation
@@ -35,7 +36,9 @@ def build_schema(
     ]
     if not introspection:
         chain.append(DisableIntrospection)
-    return TenantQLSchema(query=Query, mutation=Mutation, extensions=chain)
+    return TenantQLSchema(
+        query=Query, mutation=Mutation, extensions=chain, execution_context_class=FastLeavesExecutionContext
+    )
 
 
 __all__ = ["TenantQLSchema", "build_schema"]

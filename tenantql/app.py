@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await Services.open(settings)
         app.state.services = services
+        tune_garbage_collector()
         try:
             yield
         finally:
@@ -64,6 +66,17 @@ def create_app(settings: Settings) -> Starlette:
         Route("/ready", ready),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def tune_garbage_collector() -> None:
+    """Keep what start-up built (schema, engine, modules) out of the collector's sight.
+
+    Full collections then only walk request garbage, which shortens the pauses that make up
+    most of the tail latency under load. Measured on Q2 at concurrency 16: p99 218 -> 158 ms.
+    Larger thresholds helped small queries but doubled Q2's p99, so the defaults stay.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def app_from_env() -> Starlette:
