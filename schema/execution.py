@@ -68,7 +68,7 @@ class FastLeavesExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             return serialized
                     elif not non_null:
                         return None
-                except Exception:  # noqa: BLE001 - the full path below reports it properly
+                except Exception:  # the full path below reports it properly
                     pass
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 

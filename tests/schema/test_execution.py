@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import strawberry
@@ -72,7 +72,7 @@ def test_only_plain_scalar_fields_take_the_short_path():
 
 
 class Watch(SchemaExtension):
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def resolve(self, _next, root, info, *args, **kwargs):  # type: ignore[no-untyped-def]
         Watch.seen.append(info.field_name)
