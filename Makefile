@@ -26,3 +26,15 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .tenantql .pytest_cache
+
+# Load benchmark (not part of `make test`): see bench/README.md. BENCH_SECONDS=5 shortens each run.
+.PHONY: bench bench-scaling wrk
+
+wrk:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+
+bench: $(STAMP) wrk
+	$(BIN)/python -m bench.run
+
+bench-scaling: $(STAMP) wrk
+	$(BIN)/python -m bench.run --scaling

@@ -1,0 +1,80 @@
+"""Redis work per request, measured on the server itself: `INFO` counters before and after a run.
+
+The delta of `total_commands_processed` over a wrk run, divided by the requests wrk
+completed, is the commands each request cost. Every `INFO` call also shows up in the
+counters, so the delta of two back-to-back snapshots (the probe's own cost) is taken
+off. A pipeline counts once per command, so commands are an upper bound on round trips;
+`total_reads_processed` (socket reads, about one per round trip) is kept for the notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSnapshot:
+    commands: int
+    reads: int
+    per_command: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisDelta:
+    commands: int
+    reads: int
+    per_command: dict[str, int]
+
+    def per_request(self, requests: int) -> float:
+        return self.commands / requests if requests else 0.0
+
+    def reads_per_request(self, requests: int) -> float:
+        return self.reads / requests if requests else 0.0
+
+
+class RedisCounter:
+    """Snapshots of one Redis server's command counters. Usage: `delta = counter.measure(run)`."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=5)
+        first, second = self.snapshot(), self.snapshot()
+        self.probe_cost = _difference(first, second, RedisDelta(0, 0, {}))
+
+    def snapshot(self) -> RedisSnapshot:
+        stats: dict[str, Any] = self.client.info("stats")
+        commandstats: dict[str, Any] = self.client.info("commandstats")
+        return RedisSnapshot(
+            commands=int(stats["total_commands_processed"]),
+            reads=int(stats.get("total_reads_processed", 0)),
+            per_command={name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in commandstats.items()},
+        )
+
+    def server_version(self) -> str:
+        info: dict[str, Any] = self.client.info("server")
+        if "valkey_version" in info:
+            return f"Valkey {info['valkey_version']}"
+        return f"Redis {info.get('redis_version', '?')}"
+
+    def since(self, before: RedisSnapshot) -> RedisDelta:
+        return _difference(before, self.snapshot(), self.probe_cost)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _difference(before: RedisSnapshot, after: RedisSnapshot, probe: RedisDelta) -> RedisDelta:
+    per_command = {
+        name: calls - before.per_command.get(name, 0) - probe.per_command.get(name, 0)
+        for name, calls in after.per_command.items()
+    }
+    return RedisDelta(
+        commands=max(0, after.commands - before.commands - probe.commands),
+        reads=max(0, after.reads - before.reads - probe.reads),
+        per_command={name: calls for name, calls in per_command.items() if calls > 0},
+    )
+
+
+__all__ = ["RedisCounter", "RedisDelta", "RedisSnapshot"]

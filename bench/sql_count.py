@@ -1,0 +1,119 @@
+"""SQL statements per request, counted in process against the same servers the load runs on.
+
+The app is built with `tenantql.app.create_app` and called through httpx's ASGI
+transport; a `before_cursor_execute` listener on its engine records every statement
+SQLAlchemy sends, as the tests' `sql_statements` fixture does. The transaction's own two
+round trips (`BEGIN; SELECT set_config(...)` as one simple query, then `COMMIT`) go
+straight to asyncpg and bypass the listener: they are reported separately as `+ 2`.
+Each counted request is preceded by an uncounted one with the same token, so the
+tenant directory's cache is warm and its lookup does not land in the count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bench.load import PlannedRequest
+
+if TYPE_CHECKING:
+    from tenantql.settings import Settings
+
+TRANSACTION_STATEMENTS = 2  # BEGIN+set_config (one simple query) and COMMIT, not seen by the listener
+_WARM_QUERY = b'{"query": "{ viewer { role } }"}'
+_WRITE_TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+_READ_SOURCE = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)(\s*\()?", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlCount:
+    requests: int
+    statements: int
+    kinds: tuple[str, ...]  # e.g. "SELECT shipments", in the order of the first counted request
+
+    @property
+    def per_request(self) -> float:
+        return self.statements / self.requests if self.requests else 0.0
+
+    @property
+    def total_per_request(self) -> float:
+        return self.per_request + TRANSACTION_STATEMENTS
+
+
+def statement_kind(sql: str) -> str:
+    """A short name for a statement: its verb and the first table it names."""
+    verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+    if (write := _WRITE_TARGET.match(sql)) is not None:
+        return f"{verb} {write[1]}"
+    for match in _READ_SOURCE.finditer(sql):
+        if not match[2] and match[1].upper() != "LATERAL":  # a table, not unnest(...) or LATERAL (...)
+            return f"{verb} {match[1]}"
+    return verb
+
+
+async def count_statements(
+    settings: Settings,
+    requests: Mapping[str, Sequence[PlannedRequest]],
+    *,
+    registrations: Mapping[str, Sequence[PlannedRequest]] | None = None,
+    samples: int = 5,
+) -> dict[str, SqlCount]:
+    """Statements per request for each named list of requests (the first `samples` of each)."""
+    import httpx
+    from asgi_lifespan import LifespanManager
+    from sqlalchemy import event
+
+    from tenantql.app import create_app
+
+    app = create_app(settings)
+    counts: dict[str, SqlCount] = {}
+    recorded: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        recorded.append(statement)
+
+    async with LifespanManager(app) as manager:
+        engine = app.state.services.engine.sync_engine
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench.invalid") as client:
+            for registration in (registrations or {}).values():
+                for request in registration:
+                    await _post(client, request)
+            event.listen(engine, "before_cursor_execute", record)
+            try:
+                for name, planned in requests.items():
+                    total, kinds = 0, ()
+                    chosen = list(planned[:samples])
+                    for n, request in enumerate(chosen):
+                        await _post(client, PlannedRequest(request.token, _WARM_QUERY))
+                        recorded.clear()
+                        await _post(client, request)
+                        total += len(recorded)
+                        if n == 0:
+                            kinds = tuple(statement_kind(sql) for sql in recorded)
+                    counts[name] = SqlCount(requests=len(chosen), statements=total, kinds=kinds)
+            finally:
+                event.remove(engine, "before_cursor_execute", record)
+    return counts
+
+
+async def _post(client: Any, request: PlannedRequest) -> None:
+    response = await client.post(
+        "/graphql",
+        content=request.body,
+        headers={"Authorization": f"Bearer {request.token}", "Content-Type": "application/json"},
+    )
+    if response.status_code != 200 or b'"errors"' in response.content:
+        raise RuntimeError(f"in-process request failed ({response.status_code}): {response.text[:300]}")
+
+
+def summarize_kinds(kinds: Sequence[str]) -> str:
+    """`SELECT shipments, SELECT customers x2`: what a request's statements were."""
+    counted = Counter(kinds)
+    return ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in counted.items())
+
+
+__all__ = ["TRANSACTION_STATEMENTS", "SqlCount", "count_statements", "statement_kind", "summarize_kinds"]
