@@ -41,6 +41,17 @@ async def _shipment(ctx: Context, global_id: str) -> Row[Any] | None:
     return await ctx.loaders.shipment_by_id.load((ctx.db.tenant_id, shipment_id))
 
 
+async def _change(ctx: Context, shipment: Row[Any], **values: Any) -> list[Row[Any]]:
+    """Update one shipment of this tenant and return it as it now is."""
+    statement = (
+        update(shipments)
+        .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
+        .values(**values, updated_at=func.now())
+        .returning(*shipments.c)
+    )
+    return list(await ctx.db.write(statement))
+
+
 def _remember(ctx: Context, row: Row[Any]) -> None:
     """Later fields of this request must see the row as it is now, not as first loaded."""
     key = (row.tenant_id, row.id)
@@ -108,12 +119,7 @@ async def assign_driver(ctx: Context, *, shipment_id: str, driver_id: str) -> Ou
     if shipment.status in FINAL:
         return invalid(("shipmentId",), f"a {shipment.status.value} shipment cannot be assigned")
     async with ctx.db.atomic():
-        [row] = await ctx.db.write(
-            update(shipments)
-            .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
-            .values(driver_id=driver.id, updated_at=func.now())
-            .returning(*shipments.c)
-        )
+        [row] = await _change(ctx, shipment, driver_id=driver.id)
     _remember(ctx, row)
     return Outcome(row)
 
@@ -147,12 +153,7 @@ async def record_tracking_event(
     if occurred_at is not None:
         event_values["occurred_at"] = occurred_at
     async with ctx.db.atomic():
-        [moved] = await ctx.db.write(
-            update(shipments)
-            .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
-            .values(status=status, updated_at=func.now())
-            .returning(*shipments.c)
-        )
+        [moved] = await _change(ctx, shipment, status=status)
         [event] = await ctx.db.write(
             insert(events)
             .values(tenant_id=ctx.db.tenant_id, shipment_id=shipment.id, **event_values)
@@ -171,12 +172,7 @@ async def cancel_shipment(ctx: Context, *, shipment_id: str) -> Outcome[Row[Any]
     if shipment.status in FINAL:
         return invalid(("id",), f"a {shipment.status.value} shipment cannot be cancelled")
     async with ctx.db.atomic():
-        [row] = await ctx.db.write(
-            update(shipments)
-            .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
-            .values(status=ShipmentStatus.CANCELLED, updated_at=func.now())
-            .returning(*shipments.c)
-        )
+        [row] = await _change(ctx, shipment, status=ShipmentStatus.CANCELLED)
         await ctx.db.write(
             insert(events).values(tenant_id=ctx.db.tenant_id, shipment_id=row.id, status=ShipmentStatus.CANCELLED)
         )
