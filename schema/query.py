@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers import customers, fleet, nodes, shipments
 from resolvers.context import Info
+from schema.directives import PAGE_SIZE
 from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
 from schema.types.prefetch import prefetch_shipments
 from schema.types.relay import Connection, Node
@@ -30,7 +31,7 @@ class Query:
             return Tenant.of(value)
         return _NODE_TYPES[type_name].from_row(value)
 
-    @strawberry.field(description="Shipments, newest first.")
+    @strawberry.field(description="Shipments, newest first.", directives=[PAGE_SIZE])
     async def shipments(
         self, info: Info, first: int | None = None, after: str | None = None, status: ShipmentStatus | None = None
     ) -> Connection[Shipment]:
@@ -46,15 +47,15 @@ class Query:
         row = await info.context.loaders.shipment_by_tracking_number.load((info.context.db.tenant_id, tracking_number))
         return Shipment.from_row(row) if row is not None else None
 
-    @strawberry.field(description="Customers, oldest first.")
+    @strawberry.field(description="Customers, oldest first.", directives=[PAGE_SIZE])
     async def customers(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Customer]:
         return Connection.of(await customers.list_customers(info.context, first, after), Customer.from_row)
 
-    @strawberry.field(description="Drivers, oldest first.")
+    @strawberry.field(description="Drivers, oldest first.", directives=[PAGE_SIZE])
     async def drivers(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Driver]:
         return Connection.of(await fleet.list_drivers(info.context, first, after), Driver.from_row)
 
-    @strawberry.field(description="Vehicles, oldest first.")
+    @strawberry.field(description="Vehicles, oldest first.", directives=[PAGE_SIZE])
     async def vehicles(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Vehicle]:
         return Connection.of(await fleet.list_vehicles(info.context, first, after), Vehicle.from_row)
 

@@ -14,6 +14,7 @@ from resolvers.context import Info
 from resolvers.errors import BadUserInput
 from resolvers.ids import to_global_id
 from resolvers.pagination import MAX_PAGE_SIZE, PageRequest
+from schema.directives import PAGE_SIZE
 from schema.types.relay import Connection, Node
 
 ShipmentStatus = strawberry.enum(ShipmentStatusValue, name="ShipmentStatus")
@@ -86,7 +87,7 @@ class Customer(Node):
     phone: str | None
     row_id: strawberry.Private[Any]
 
-    @strawberry.field
+    @strawberry.field(directives=[PAGE_SIZE])
     async def shipments(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Shipment]:
         page = PageRequest.parse(first, after)
         tenant_id = info.context.db.tenant_id
