@@ -47,18 +47,25 @@ def local_jwt_secret(settings: Settings) -> Settings:
     return replace(settings, jwt_secret=Secret(path.read_text().strip()))
 
 
+async def start_embedded(settings: Settings) -> tuple[Settings, EmbeddedServers]:
+    """Start (or reuse) the embedded servers under TENANTQL_HOME; the settings then name them."""
+    embedded = EmbeddedServers(settings.home)
+    urls = await embedded.start()
+    configured = settings.with_servers(
+        database_url=urls.database_url, database_owner_url=urls.database_owner_url, redis_url=urls.redis_url
+    )
+    return configured, embedded
+
+
 @asynccontextmanager
-async def servers_for(settings: Settings, *, durable: bool = True) -> AsyncIterator[Settings]:
+async def servers_for(settings: Settings) -> AsyncIterator[Settings]:
     """The settings with server addresses; with no DATABASE_URL the embedded servers are started (and stopped after)."""
     if settings.database_url:  # these commands need only PostgreSQL
         yield settings
         return
-    embedded = EmbeddedServers(settings.home, durable=durable)
-    urls = await embedded.start()
+    configured, embedded = await start_embedded(settings)
     try:
-        yield settings.with_servers(
-            database_url=urls.database_url, database_owner_url=urls.database_owner_url, redis_url=urls.redis_url
-        )
+        yield configured
     finally:
         await asyncio.to_thread(embedded.stop)
 
@@ -146,11 +153,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         embedded = None
         configured = settings
         if not (settings.database_url and settings.redis_url):
-            embedded = EmbeddedServers(settings.home)
-            urls = await embedded.start()
-            configured = settings.with_servers(
-                database_url=urls.database_url, database_owner_url=urls.database_owner_url, redis_url=urls.redis_url
-            )
+            configured, embedded = await start_embedded(settings)
         try:
             if configured.database_owner_url:
                 await migrate(configured)
@@ -170,7 +173,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         configured.export()
-        os.environ["JWT_SECRET"] = str(configured.jwt_secret) if configured.jwt_secret else ""
         uvicorn.run(
             "tenantql.app:app_from_env",
             factory=True,

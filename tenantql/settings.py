@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -85,14 +85,7 @@ class Settings:
             graphiql_token=env("TENANTQL_GRAPHIQL_TOKEN", default=None) or None,
         )
 
-    @property
-    def embedded(self) -> bool:
-        """True when neither server is configured, so `serve` starts its own."""
-        return self.database_url is None and self.redis_url is None
-
     def with_servers(self, *, database_url: str, database_owner_url: str, redis_url: str) -> Settings:
-        from dataclasses import replace
-
         return replace(
             self,
             database_url=database_url,
@@ -101,9 +94,11 @@ class Settings:
         )
 
     def export(self) -> None:
-        """Put the server addresses into the environment, for worker processes to read."""
+        """Put what `serve` worked out (server addresses, secret, demo token) into the
+        environment, for its worker processes to read."""
         for name, value in (
             ("DATABASE_URL", self.database_url),
+            ("JWT_SECRET", str(self.jwt_secret) if self.jwt_secret else None),
             ("DATABASE_OWNER_URL", self.database_owner_url),
             ("REDIS_URL", self.redis_url),
             ("TENANTQL_GRAPHIQL_TOKEN", self.graphiql_token),
