@@ -30,6 +30,18 @@ def begin_sql(tenant_id: uuid.UUID) -> str:
     return f"BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)"
 
 
+class Unit:
+    """What `TenantDB.atomic()` hands out: `discard()` undoes the unit's writes at its end."""
+
+    __slots__ = ("discarded",)
+
+    def __init__(self) -> None:
+        self.discarded = False
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
 class TenantDB:
     """One request's database access, bound to one tenant.
 
@@ -77,29 +89,36 @@ class TenantDB:
             return result.all() if result.returns_rows else ()
 
     @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[None]:
-        """All or nothing for one mutation, without touching earlier ones in the request.
+    async def atomic(self) -> AsyncIterator[Unit]:
+        """All or nothing for one unit of work, without touching earlier ones in the request.
 
-        With nothing written yet, a failure rolls the whole transaction back (no savepoint
-        needed, no extra round trip); once something is written, a savepoint protects it.
+        The unit is undone if it raises or if its body calls `discard()`. With nothing
+        written yet, undoing rolls the whole transaction back (no savepoint needed, no extra
+        round trip); once something is written, a savepoint protects it.
         """
         async with self._lock:
-            savepoint = self._has_writes and self._in_transaction
-            if savepoint:
+            savepoint = None
+            if self._has_writes and self._in_transaction:
                 self._savepoints += 1
-                name = f"mutation_{self._savepoints}"
+                savepoint = f"unit_{self._savepoints}"
                 driver = await _driver(await self._begin())
-                await driver.execute(f"SAVEPOINT {name}")
+                await driver.execute(f"SAVEPOINT {savepoint}")
+        unit = Unit()
         try:
-            yield
+            yield unit
         except BaseException:
-            async with self._lock:
-                if savepoint:
-                    driver = await _driver(await self._begin())
-                    await driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                else:
-                    await self._end("ROLLBACK")
+            await self._undo(savepoint)
             raise
+        if unit.discarded:
+            await self._undo(savepoint)
+
+    async def _undo(self, savepoint: str | None) -> None:
+        async with self._lock:
+            if savepoint is None:
+                await self._end("ROLLBACK")
+            else:
+                driver = await _driver(await self._begin())
+                await driver.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
 
     async def close(self, *, commit: bool) -> None:
         """End the transaction and give the connection back to the pool."""
@@ -150,4 +169,4 @@ async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID) -> Async
         await db.close(commit=True)
 
 
-__all__ = ["TenantDB", "begin_sql", "tenant_transaction"]
+__all__ = ["TenantDB", "Unit", "begin_sql", "tenant_transaction"]

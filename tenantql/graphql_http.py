@@ -26,6 +26,7 @@ from auth.errors import AuthError
 from auth.tenant import TenantContext
 from db.transaction import TenantDB
 from resolvers.context import Context
+from schema.extensions.error_codes import internal_error
 from tenantql.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ class RequestError(Exception):
     ) -> None:
         super().__init__(message)
         self.message, self.code, self.status, self.headers = message, code, status, headers or {}
-
-
-class _Unreported(Exception):
-    """Carries a result without data out of `TenantDB.atomic()`, which rolls its writes back."""
-
-    def __init__(self, result: ExecutionResult) -> None:
-        super().__init__("operation answered without data")
-        self.result = result
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +131,7 @@ class GraphQLEndpoint:
         back: its response cannot tell the client about any write it made, so it makes none.
         """
         try:
-            async with context.db.atomic():
+            async with context.db.atomic() as unit:
                 result = await services.schema.execute(
                     operation.query,
                     variable_values=operation.variables,
@@ -148,9 +141,7 @@ class GraphQLEndpoint:
                     operation_extensions=operation.extensions,
                 )
                 if result.data is None and result.errors:
-                    raise _Unreported(result)
-        except _Unreported as unreported:
-            result = unreported.result
+                    unit.discard()
         except InvalidOperationTypeError as error:
             kind = error.operation_type.value
             raise RequestError(
@@ -183,8 +174,7 @@ def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if not (formatted.get("extensions") or {}).get("code"):
         # ErrorCodes codes every error it sees; one that escaped it is the server's fault.
         log.error("uncoded error in request %s", request_id, exc_info=error.original_error or error)
-        formatted["message"] = f"Internal server error (request id {request_id})"
-        formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        return dict(internal_error(request_id, nodes=error.nodes, path=error.path).formatted)
     return formatted
 
 

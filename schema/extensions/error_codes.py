@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
@@ -46,12 +47,17 @@ class ErrorCodes(SchemaExtension):
             return error
         request_id = getattr(getattr(self.execution_context.context, "tenant", None), "request_id", "-")
         log.error("internal error in request %s at %s", request_id, error.path, exc_info=original)
-        return GraphQLError(
-            f"Internal server error (request id {request_id})",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": INTERNAL, "requestId": request_id},
-        )
+        return internal_error(request_id, nodes=error.nodes, path=error.path)
+
+
+def internal_error(request_id: str, *, nodes: Any = None, path: Any = None) -> GraphQLError:
+    """What a client sees of a failure of the server's own: a code and the id to quote."""
+    return GraphQLError(
+        f"Internal server error (request id {request_id})",
+        nodes=nodes,
+        path=path,
+        extensions={"code": INTERNAL, "requestId": request_id},
+    )
 
 
 def _code_of(error: GraphQLError) -> str:
@@ -62,4 +68,4 @@ def _code_of(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-__all__ = ["INTERNAL", "ErrorCodes"]
+__all__ = ["INTERNAL", "ErrorCodes", "internal_error"]

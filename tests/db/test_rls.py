@@ -113,3 +113,27 @@ def test_the_inlined_tenant_can_only_be_a_uuid():
     with pytest.raises(TypeError):
         begin_sql("'; DROP TABLE tenants; --")  # type: ignore[arg-type]
     assert str(uuid.UUID(int=1)) in begin_sql(uuid.UUID(int=1))
+
+
+async def customer_names(engine, tenant_id) -> list[str]:
+    async with tenant_transaction(engine, tenant_id) as db:
+        return sorted(row.name for row in await db.all(text("SELECT name FROM customers WHERE name LIKE 'unit-%'")))
+
+
+async def test_a_discarded_unit_undoes_its_writes_and_keeps_earlier_ones(app_engine, owner_engine, make_tenant):
+    tenant = await make_tenant()
+    insert = text("INSERT INTO customers (tenant_id, name) VALUES (:tenant_id, :name)")
+    async with tenant_transaction(app_engine, tenant.id) as db:
+        async with db.atomic() as unit:  # nothing written before it: the transaction itself is undone
+            await db.write(insert, name="unit-1")
+            unit.discard()
+        async with db.atomic():
+            await db.write(insert, name="unit-2")
+        async with db.atomic() as unit:  # after a write: a savepoint keeps unit-2
+            await db.write(insert, name="unit-3")
+            unit.discard()
+        with pytest.raises(RuntimeError):
+            async with db.atomic():
+                await db.write(insert, name="unit-4")
+                raise RuntimeError("the unit fails")
+    assert await customer_names(owner_engine, tenant.id) == ["unit-2"]
