@@ -141,7 +141,8 @@ class JWTVerifier:
         if not isinstance(kid, str) or not kid or self.jwks is None:
             raise unauthenticated("token names no known signing key")
         key = await self.jwks.get(kid)
-        if key is None or (key.algorithm_name not in (algorithm, None) and key.algorithm_name != "UNKNOWN"):
+        # A key that names its algorithm is used for that algorithm only.
+        if key is None or key.algorithm_name not in (algorithm, None, "UNKNOWN"):
             raise unauthenticated("token names no known signing key")
         return key.key
 

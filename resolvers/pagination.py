@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, tuple_
+from sqlalchemy import ColumnElement, Row, select, tuple_
 
 from resolvers.errors import BadUserInput
 
@@ -77,8 +77,6 @@ class Page(Generic[T]):
 
 async def fetch_page(db: Any, table: Any, request: PageRequest, *where: Any, newest_first: bool) -> Page[Row[Any]]:
     """One page of a tenant's rows in (created_at, id) order, in one statement."""
-    from sqlalchemy import select
-
     if request.first == 0:
         return Page([], False)
     order = (table.c.created_at.desc(), table.c.id.desc()) if newest_first else (table.c.created_at, table.c.id)

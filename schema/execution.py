@@ -47,6 +47,12 @@ def _plan(field: GraphQLField) -> Plan | None:
 class FastLeavesExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Usage: `TenantQLSchema(..., execution_context_class=FastLeavesExecutionContext)`."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Decided once per operation: an extension that wraps fields must see every one of them.
+        wrapped = self.middleware_manager is not None and bool(self.middleware_manager.middlewares)
+        self._plans = {} if wrapped else leaf_plans(self.schema)
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -55,30 +61,32 @@ class FastLeavesExecutionContext(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any = None,
     ) -> Any:
-        if not self.middleware_manager or not self.middleware_manager.middlewares:
-            field_def = parent_type.fields.get(field_details_list[0].node.name.value)
-            plan = self._plan_of(field_def) if field_def is not None else None
-            if plan is not None and not field_details_list[0].node.arguments:
-                resolve, serialize, non_null = plan
-                try:
-                    value = resolve(source, None)
-                    if value is not None:
-                        serialized = serialize(value)
-                        if serialized is not Undefined and serialized is not None:
-                            return serialized
-                    elif not non_null:
-                        return None
-                except Exception:  # the full path below reports it properly
-                    pass
+        node = field_details_list[0].node
+        field_def = parent_type.fields.get(node.name.value)
+        plan = self._plans.get(id(field_def)) if field_def is not None and not node.arguments else None
+        if plan is not None:
+            resolve, serialize, non_null = plan
+            try:
+                value = resolve(source, None)
+                if value is not None:
+                    serialized = serialize(value)
+                    if serialized is not Undefined and serialized is not None:
+                        return serialized
+                elif not non_null:
+                    return None
+            except Exception:  # the full path below reports it properly
+                pass
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
-    def _plan_of(self, field_def: GraphQLField) -> Plan | None:
-        # Kept on the schema itself: fields live as long as it does, so their ids stay theirs.
-        plans = getattr(self.schema, "_tenantql_leaf_plans", None)
-        if plans is None:
-            plans = plans_for(self.schema)
-            self.schema._tenantql_leaf_plans = plans  # type: ignore[attr-defined]
-        return plans.get(id(field_def))
+
+def leaf_plans(schema: GraphQLSchema) -> dict[int, Plan]:
+    """The plans of a schema, made on first use and kept on the schema itself: its fields
+    live as long as it does, so their ids stay theirs."""
+    plans = getattr(schema, "_tenantql_leaf_plans", None)
+    if plans is None:
+        plans = plans_for(schema)
+        schema._tenantql_leaf_plans = plans  # type: ignore[attr-defined]
+    return plans
 
 
-__all__ = ["FastLeavesExecutionContext", "plans_for"]
+__all__ = ["FastLeavesExecutionContext", "leaf_plans", "plans_for"]
