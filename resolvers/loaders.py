@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,59 +46,80 @@ class TenantLoader(DataLoader):  # type: ignore[misc]
         return [key for key in keys if key[0] == self.db.tenant_id]
 
 
-class _RowsById(TenantLoader):
+class _RowsBy(TenantLoader):
+    """One row per key value of `column` (unique per tenant), in one statement per batch."""
+
     table: Table
-    live_only = False
+    column = "id"
+    live_only = False  # leave out soft-deleted rows
+    statement: Any
 
-    async def batch_load_fn(self, keys: list[TenantKey]) -> list[Row[Any] | None]:
-        ids = [id_ for _, id_ in self.own(keys)]
-        found: dict[uuid.UUID, Row[Any]] = {}
-        if ids:
-            rows = await self.db.all(self.statement(), ids=ids)
-            found = {row.id: row for row in rows}
-        return [found.get(id_) if tenant_id == self.db.tenant_id else None for tenant_id, id_ in keys]
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        column = cls.table.c[cls.column]
+        where = [cls.table.c.tenant_id == _TENANT, column == any_(bindparam("values", type_=ARRAY(column.type)))]
+        if cls.live_only:
+            where.append(cls.table.c.deleted_at.is_(None))
+        cls.statement = select(cls.table).where(*where)
 
-    @classmethod
-    def statement(cls) -> Any:
-        if "_statement" not in cls.__dict__:
-            where = [cls.table.c.tenant_id == _TENANT, cls.table.c.id == any_(_IDS)]
-            if cls.live_only:
-                where.append(cls.table.c.deleted_at.is_(None))
-            cls._statement = select(cls.table).where(*where)
-        return cls._statement
+    async def batch_load_fn(self, keys: list[tuple[uuid.UUID, Any]]) -> list[Row[Any] | None]:
+        values = [value for _, value in self.own(keys)]
+        found: dict[Any, Row[Any]] = {}
+        if values:
+            rows = await self.db.all(self.statement, values=values)
+            found = {getattr(row, self.column): row for row in rows}
+        return [found.get(value) if tenant_id == self.db.tenant_id else None for tenant_id, value in keys]
 
 
-class CustomerById(_RowsById):
+class CustomerById(_RowsBy):
     table = customers
 
 
-class VehicleById(_RowsById):
+class VehicleById(_RowsBy):
     table = vehicles
 
 
-class DriverById(_RowsById):
+class DriverById(_RowsBy):
     table = drivers
 
 
-class ShipmentById(_RowsById):
+class ShipmentById(_RowsBy):
     table = shipments
     live_only = True
 
 
-class ShipmentByTrackingNumber(TenantLoader):
-    _statement = select(shipments).where(
-        shipments.c.tenant_id == _TENANT,
-        shipments.c.tracking_number == any_(bindparam("numbers", type_=ARRAY(shipments.c.tracking_number.type))),
-        shipments.c.deleted_at.is_(None),
-    )
+class ShipmentByTrackingNumber(_RowsBy):
+    table = shipments
+    column = "tracking_number"
+    live_only = True
 
-    async def batch_load_fn(self, keys: list[tuple[uuid.UUID, str]]) -> list[Row[Any] | None]:
-        numbers = [number for _, number in self.own(keys)]
-        found: dict[str, Row[Any]] = {}
-        if numbers:
-            rows = await self.db.all(self._statement, numbers=numbers)
-            found = {row.tracking_number: row for row in rows}
-        return [found.get(number) if tenant_id == self.db.tenant_id else None for tenant_id, number in keys]
+
+class _RowsPerParent(TenantLoader):
+    """Rows of each parent for a parameter (a page size, a page); key `(tenant_id, parent_id, parameter)`.
+
+    One statement per distinct parameter in the batch: usually one.
+    """
+
+    parent_column: str
+
+    async def fetch(self, parameter: Any, parent_ids: list[uuid.UUID]) -> Sequence[Row[Any]]:
+        raise NotImplementedError
+
+    def shape(self, rows: list[Row[Any]], parameter: Any) -> Any:
+        raise NotImplementedError
+
+    async def batch_load_fn(self, keys: list[tuple[uuid.UUID, uuid.UUID, Any]]) -> list[Any]:
+        by_parameter: dict[Any, list[uuid.UUID]] = defaultdict(list)
+        for _, parent_id, parameter in self.own(keys):
+            by_parameter[parameter].append(parent_id)
+        found: dict[tuple[uuid.UUID, Any], list[Row[Any]]] = defaultdict(list)
+        for parameter, parent_ids in by_parameter.items():
+            for row in await self.fetch(parameter, parent_ids):
+                found[(getattr(row, self.parent_column), parameter)].append(row)
+        return [
+            self.shape(found.get((parent_id, parameter), []) if tenant_id == self.db.tenant_id else [], parameter)
+            for tenant_id, parent_id, parameter in keys
+        ]
 
 
 _wanted = func.unnest(_IDS).table_valued("id").render_derived(name="wanted")
@@ -112,23 +133,16 @@ _latest_events = (
 _EVENTS_STATEMENT = select(_latest_events).select_from(_wanted).join(_latest_events, true())
 
 
-class EventsByShipment(TenantLoader):
+class EventsByShipment(_RowsPerParent):
     """The last n events of each shipment, oldest first; key `(tenant_id, shipment_id, n)`."""
 
-    async def batch_load_fn(self, keys: list[tuple[uuid.UUID, uuid.UUID, int]]) -> list[list[Row[Any]]]:
-        by_size: dict[int, list[uuid.UUID]] = defaultdict(list)
-        for _, shipment_id, size in self.own(keys):
-            by_size[size].append(shipment_id)
-        found: dict[tuple[uuid.UUID, int], list[Row[Any]]] = defaultdict(list)
-        for size, ids in by_size.items():
-            if size == 0:
-                continue
-            for row in await self.db.all(_EVENTS_STATEMENT, ids=ids, size=size):
-                found[(row.shipment_id, size)].append(row)
-        return [
-            list(reversed(found.get((shipment_id, size), []))) if tenant_id == self.db.tenant_id else []
-            for tenant_id, shipment_id, size in keys
-        ]
+    parent_column = "shipment_id"
+
+    async def fetch(self, size: int, shipment_ids: list[uuid.UUID]) -> Sequence[Row[Any]]:
+        return await self.db.all(_EVENTS_STATEMENT, ids=shipment_ids, size=size) if size else ()
+
+    def shape(self, rows: list[Row[Any]], size: int) -> list[Row[Any]]:
+        return rows[::-1]
 
 
 def _customer_page_statement(with_cursor: bool) -> Any:
@@ -158,28 +172,21 @@ def _customer_page_statement(with_cursor: bool) -> Any:
 _CUSTOMER_PAGE = {False: _customer_page_statement(False), True: _customer_page_statement(True)}
 
 
-class ShipmentsByCustomer(TenantLoader):
+class ShipmentsByCustomer(_RowsPerParent):
     """A page of each customer's shipments; key `(tenant_id, customer_id, PageRequest)`."""
 
-    async def batch_load_fn(self, keys: list[tuple[uuid.UUID, uuid.UUID, PageRequest]]) -> list[Page[Row[Any]]]:
-        by_page: dict[PageRequest, list[uuid.UUID]] = defaultdict(list)
-        for _, customer_id, page in self.own(keys):
-            by_page[page].append(customer_id)
-        found: dict[tuple[uuid.UUID, PageRequest], list[Row[Any]]] = defaultdict(list)
-        for page, ids in by_page.items():
-            if page.first == 0:
-                continue
-            params: dict[str, Any] = {"size": page.first + 1}
-            if page.after is not None:
-                params |= {"after_created_at": page.after.created_at, "after_id": page.after.id}
-            for row in await self.db.all(_CUSTOMER_PAGE[page.after is not None], ids=ids, **params):
-                found[(row.customer_id, page)].append(row)
-        return [
-            Page.from_rows(found.get((customer_id, page), []), page.first)
-            if tenant_id == self.db.tenant_id
-            else Page([], False)
-            for tenant_id, customer_id, page in keys
-        ]
+    parent_column = "customer_id"
+
+    async def fetch(self, page: PageRequest, customer_ids: list[uuid.UUID]) -> Sequence[Row[Any]]:
+        if page.first == 0:
+            return ()
+        params: dict[str, Any] = {"size": page.first + 1}
+        if page.after is not None:
+            params |= {"after_created_at": page.after.created_at, "after_id": page.after.id}
+        return await self.db.all(_CUSTOMER_PAGE[page.after is not None], ids=customer_ids, **params)
+
+    def shape(self, rows: list[Row[Any]], page: PageRequest) -> Page[Row[Any]]:
+        return Page.from_rows(rows, page.first)
 
 
 @dataclass(frozen=True, slots=True)
