@@ -191,16 +191,12 @@ async def test_another_tenants_tracking_numbers_are_not_found(graphql, acme, glo
     assert_no_secret(response, globex_secrets)
 
 
+# The seeded kinds of row, and the Node type each is fetched as.
+NODE_KINDS = (("shipments", "Shipment"), ("customers", "Customer"), ("drivers", "Driver"), ("vehicles", "Vehicle"))
+
+
 async def test_node_of_another_tenants_id_answers_like_an_id_that_does_not_exist(graphql, acme, globex, globex_secrets):
-    cases = [("Tenant", [globex.id])] + [
-        (type_name, globex.ids[kind])
-        for kind, type_name in (
-            ("shipments", "Shipment"),
-            ("customers", "Customer"),
-            ("drivers", "Driver"),
-            ("vehicles", "Vehicle"),
-        )
-    ]
+    cases = [("Tenant", [globex.id])] + [(type_name, globex.ids[kind]) for kind, type_name in NODE_KINDS]
     for type_name, ids in cases:
         nowhere = await graphql(NODE, {"id": gid(type_name, uuid.uuid4())}, as_tenant=acme)
         assert nowhere == {"data": {"node": None}}
@@ -210,15 +206,7 @@ async def test_node_of_another_tenants_id_answers_like_an_id_that_does_not_exist
 
 
 async def test_node_of_the_callers_own_ids_finds_them(graphql, acme):
-    own = [("Tenant", acme.id)] + [
-        (type_name, acme.ids[kind][0])
-        for kind, type_name in (
-            ("shipments", "Shipment"),
-            ("customers", "Customer"),
-            ("drivers", "Driver"),
-            ("vehicles", "Vehicle"),
-        )
-    ]
+    own = [("Tenant", acme.id)] + [(type_name, acme.ids[kind][0]) for kind, type_name in NODE_KINDS]
     for type_name, id_ in own:
         response = await graphql(NODE, {"id": gid(type_name, id_)}, as_tenant=acme)
         assert response["data"]["node"]["__typename"] == type_name
