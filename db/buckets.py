@@ -4,13 +4,19 @@ One Lua script charges and refunds atomically, so every server process shares on
 per tenant. It reads the clock from the Redis server, never a process's own, and lets an
 idle tenant's key expire once its bucket would be full again: a full bucket is the
 default, so it needs no storage.
+
+`LocalBuckets` does the same arithmetic in one process, for when Redis cannot be reached
+(`db.bucket_failover`); both are `Buckets`, so callers never ask which one they hold.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from redis.asyncio import Redis
 
@@ -76,10 +82,23 @@ class Charge:
     available: float
     budget: Budget
     retry_after: float  # seconds until the refused amount could be paid; 0 when charged
+    local: bool = False  # decided by this process's bucket, not the shared one
 
     @property
     def seconds_until_full(self) -> int:
         return math.ceil((self.budget.capacity - self.available) / self.budget.restore_rate)
+
+
+class Buckets(Protocol):
+    """Where budgets are kept; the cost limiter holds one and never asks which."""
+
+    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge: ...
+
+    async def refund(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+    ) -> Charge: ...
+
+    async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge: ...
 
 
 class RedisBuckets:
@@ -93,8 +112,12 @@ class RedisBuckets:
         """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
         return await self._run(tenant_id, budget, amount)
 
-    async def refund(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
-        """Give back points charged but not used; the bucket never exceeds its capacity."""
+    async def refund(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+    ) -> Charge:
+        """Give back points charged but not used; the bucket never exceeds its capacity.
+
+        `charge` matters only to buckets that can move (`FailoverBuckets`): one store has one place to refund to."""
         return await self._run(tenant_id, budget, -max(0.0, amount))
 
     async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge:
@@ -107,4 +130,68 @@ class RedisBuckets:
         return Charge(bool(int(charged)), float(available), budget, float(wait))
 
 
-__all__ = ["KEY_PREFIX", "PLAN_BUDGETS", "Budget", "Charge", "RedisBuckets"]
+class _Level(NamedTuple):
+    points: float
+    at: float  # clock reading when `points` was true
+    full_at: float  # when the bucket will be full again, and the entry can go
+
+
+class LocalBuckets:
+    """One process's buckets, with the script's arithmetic on the process's monotonic clock.
+
+    Only a bucket that is not full is stored, and one that would be full again is dropped,
+    so memory follows the tenants active in the last minute, not every tenant ever seen."""
+
+    sweep_interval = 10.0  # seconds between scans for idle tenants' entries
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._levels: dict[uuid.UUID, _Level] = {}
+        self._next_sweep = clock() + self.sweep_interval
+
+    def __len__(self) -> int:
+        return len(self._levels)
+
+    def clear(self) -> None:
+        self._levels.clear()
+
+    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
+        """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
+        return self._run(tenant_id, budget, amount)
+
+    async def refund(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+    ) -> Charge:
+        """Give back points charged but not used; the bucket never exceeds its capacity."""
+        return self._run(tenant_id, budget, -max(0.0, amount))
+
+    async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge:
+        return self._run(tenant_id, budget, 0)
+
+    def _run(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
+        # No await in here: on one event loop a charge is as atomic as the script.
+        now = self._clock()
+        self._sweep(now)
+        capacity, rate = budget.capacity, budget.restore_rate
+        level = self._levels.get(tenant_id)
+        points = capacity if level is None else min(capacity, level.points + max(0.0, now - level.at) * rate)
+        charged, wait = True, 0.0
+        if amount > points:
+            charged, wait = False, (amount - points) / rate
+        else:
+            points = min(capacity, points - amount)
+        if points >= capacity:
+            self._levels.pop(tenant_id, None)
+        else:
+            self._levels[tenant_id] = _Level(points, now, now + (capacity - points) / rate)
+        return Charge(charged, float(points), budget, wait, local=True)
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_interval
+        for tenant_id in [tenant_id for tenant_id, level in self._levels.items() if level.full_at <= now]:
+            del self._levels[tenant_id]
+
+
+__all__ = ["KEY_PREFIX", "PLAN_BUDGETS", "Buckets", "Budget", "Charge", "LocalBuckets", "RedisBuckets"]

@@ -10,6 +10,7 @@ machine can reach it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -169,6 +170,10 @@ class EmbeddedRedis:
         if self.server is not None:
             self.server.stop()
             self.server = None
+            # The stopped server's objects sit in a reference cycle, and their finalizer stops
+            # whatever server owns the pidfile when they are collected: collect them now, while
+            # that is no server, not later, when it may be this one started again.
+            gc.collect()
 
     def kill(self) -> None:
         if self.server is not None:

@@ -1,4 +1,7 @@
-"""Token buckets against the real embedded Redis: charge, refuse, refill, refund, expire."""
+"""Token buckets: charge, refuse, refill, refund, expire.
+
+Every behaviour runs against both stores, the shared one in the real embedded Redis and
+the per-process one, so the fallback limits exactly as the script does."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from auth.tenant import Plan
-from db.buckets import KEY_PREFIX, PLAN_BUDGETS, Budget, RedisBuckets
+from db.buckets import KEY_PREFIX, PLAN_BUDGETS, Buckets, Budget, LocalBuckets, RedisBuckets
 
 
 @pytest.fixture
@@ -19,9 +22,24 @@ async def redis(urls):
     await client.aclose()
 
 
+@pytest.fixture(params=["redis", "local"])
+def buckets(request, redis) -> Buckets:
+    return RedisBuckets(redis) if request.param == "redis" else LocalBuckets()
+
+
 @pytest.fixture
-def buckets(redis):
+def redis_buckets(redis) -> RedisBuckets:
     return RedisBuckets(redis)
+
+
+class Clock:
+    """A clock the test moves, so the local buckets' bookkeeping is checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_plans_budget_per_minute_and_enterprise_can_be_set_per_tenant():
@@ -36,6 +54,7 @@ async def test_a_new_bucket_is_full_and_a_charge_takes_from_it(buckets):
     tenant = uuid.uuid4()
     charge = await buckets.charge(tenant, Budget.per_minute(1_000), 250)
     assert charge.charged and 749 < charge.available <= 750.1
+    assert charge.local is isinstance(buckets, LocalBuckets)
 
 
 async def test_an_unpayable_charge_takes_nothing_and_says_when_it_could_be_paid(buckets):
@@ -80,9 +99,9 @@ async def test_concurrent_charges_never_overdraw(buckets):
     assert sum(result.charged for result in results) == 50
 
 
-async def test_an_idle_tenants_key_expires_once_its_bucket_would_be_full(buckets, redis):
+async def test_an_idle_tenants_key_expires_once_its_bucket_would_be_full(redis_buckets, redis):
     tenant, budget = uuid.uuid4(), Budget(capacity=100, restore_rate=100)
-    await buckets.charge(tenant, budget, 50)  # full again in 0.5 s
+    await redis_buckets.charge(tenant, budget, 50)  # full again in 0.5 s
     ttl = await redis.pttl(KEY_PREFIX + str(tenant))
     assert 0 < ttl <= 1_500
 
@@ -92,11 +111,49 @@ async def script_calls(redis) -> dict[str, int]:
     return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval", "script|load")}
 
 
-async def test_one_round_trip_per_charge(buckets, redis):
+async def test_one_round_trip_per_charge(redis_buckets, redis):
     tenant, budget = uuid.uuid4(), Budget.per_minute(1_000)
-    await buckets.charge(tenant, budget, 1)  # the script is loaded by now
+    await redis_buckets.charge(tenant, budget, 1)  # the script is loaded by now
     before = await script_calls(redis)
     for _ in range(5):
-        await buckets.charge(tenant, budget, 1)
+        await redis_buckets.charge(tenant, budget, 1)
     after = await script_calls(redis)
     assert {name: after[name] - before[name] for name in after} == {"evalsha": 5, "eval": 0, "script|load": 0}
+
+
+async def test_local_buckets_keep_only_tenants_whose_buckets_are_not_full():
+    clock = Clock()
+    buckets, fast, slow = (
+        LocalBuckets(clock),
+        Budget(capacity=100, restore_rate=10),
+        Budget(capacity=100, restore_rate=5),
+    )
+    idle, busy, refunded, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await buckets.charge(idle, fast, 20)  # full again in 2 s
+    await buckets.charge(busy, slow, 100)  # full again in 20 s
+    await buckets.charge(refunded, fast, 30)
+    await buckets.refund(refunded, fast, 30)
+    await buckets.status(other, fast)
+    assert len(buckets) == 2  # a full bucket is the default: nothing to keep
+
+    clock.now += LocalBuckets.sweep_interval - 1
+    await buckets.status(other, fast)
+    assert len(buckets) == 2  # idle entries are swept at most once per sweep_interval
+    clock.now += 1
+    await buckets.status(other, fast)
+    assert len(buckets) == 1  # `idle` is full again and gone; `busy` is not yet
+    assert (await buckets.status(busy, slow)).available == 50
+    clock.now += 10
+    assert (await buckets.status(busy, slow)).available == 100  # reading a full bucket forgets it too
+    assert len(buckets) == 0
+
+
+async def test_local_buckets_refill_by_their_clock():
+    clock = Clock()
+    buckets, budget, tenant = LocalBuckets(clock), Budget(capacity=100, restore_rate=10), uuid.uuid4()
+    assert (await buckets.charge(tenant, budget, 100)).available == 0
+    clock.now += 2.5
+    refused = await buckets.charge(tenant, budget, 40)
+    assert (refused.charged, refused.available, refused.retry_after) == (False, 25, 1.5)
+    clock.now -= 60  # a clock never goes back, but if it did the bucket would not drain
+    assert (await buckets.status(tenant, budget)).available == 25
