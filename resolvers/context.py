@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import strawberry
 
 from auth.tenant import Role, TenantContext
+from db.buckets import Charge
 from db.transaction import TenantDB
 from resolvers.errors import Forbidden
 from resolvers.loaders import Loaders
@@ -17,18 +17,23 @@ from resolvers.loaders import Loaders
 class Context:
     """Built once per request by the HTTP layer; nothing in it outlives the request.
 
-    `extensions` is where schema extensions keep per-request state (the cost of the
-    operation, for one), keyed by the extension's name.
+    `throttle` is the tenant's bucket as the last charge left it, set by the cost limit
+    before the operation executes.
     """
 
     tenant: TenantContext
     db: TenantDB
     loaders: Loaders
-    extensions: dict[str, Any] = field(default_factory=dict)
+    throttle: Charge | None = None
 
     @classmethod
     def for_request(cls, tenant: TenantContext, db: TenantDB) -> Context:
         return cls(tenant=tenant, db=db, loaders=Loaders.for_request(db))
+
+    def budget_status(self) -> Charge:
+        if self.throttle is None:
+            raise RuntimeError("the schema runs without its cost limit: no budget was charged")
+        return self.throttle
 
     def require(self, role: Role) -> None:
         """Refuse the operation unless the caller's role includes `role`."""

@@ -7,12 +7,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection, SchemaExtension, ValidationCache
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.types import ExecutionContext
 
 from schema.execution import FastLeavesExecutionContext
+from schema.extensions.documents import DocumentCache, Limits, PreparedDocuments
 from schema.extensions.error_codes import ErrorCodes
-from schema.extensions.parser_cache import TolerantParserCache
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -23,17 +23,16 @@ class TenantQLSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, introspection: bool = True, extensions: Sequence[type[SchemaExtension] | SchemaExtension | Any] = ()
+    *,
+    introspection: bool = True,
+    limits: Limits | None = None,
+    extensions: Sequence[type[SchemaExtension] | SchemaExtension | Any] = (),
 ) -> TenantQLSchema:
-    """The schema with its standard extensions; `extensions` adds more (cost limits, for one)."""
+    """The schema with its standard extensions; `extensions` adds more (the cost limit, for one)."""
+    documents = DocumentCache(limits or Limits(), maxsize=1024)
     # ErrorCodes comes first so that it wraps, and sees the errors of, every other extension.
-    # The caches are factories: their LRU caches are module-level, an instance per request is not.
-    chain: list[Any] = [
-        ErrorCodes,
-        *extensions,
-        lambda: TolerantParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
-    ]
+    # Extensions are factories: each request gets its own instances around the shared cache.
+    chain: list[Any] = [ErrorCodes, lambda: PreparedDocuments(documents), *extensions]
     if not introspection:
         chain.append(DisableIntrospection)
     return TenantQLSchema(

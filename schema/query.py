@@ -6,10 +6,11 @@ import strawberry
 
 from resolvers import customers, fleet, nodes, shipments
 from resolvers.context import Info
-from schema.directives import PAGE_SIZE
+from schema.directives import PAGE_SIZE, Cost
 from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
 from schema.types.prefetch import prefetch_shipments
 from schema.types.relay import Connection, Node
+from schema.types.throttle import ThrottleStatus
 from schema.types.viewer import Tenant, Viewer
 
 _NODE_TYPES = {"Shipment": Shipment, "Customer": Customer, "Driver": Driver, "Vehicle": Vehicle}
@@ -58,6 +59,13 @@ class Query:
     @strawberry.field(description="Vehicles, oldest first.", directives=[PAGE_SIZE])
     async def vehicles(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Vehicle]:
         return Connection.of(await fleet.list_vehicles(info.context, first, after), Vehicle.from_row)
+
+    @strawberry.field(
+        description="The tenant's budget of query cost, after this operation was charged. Costs nothing.",
+        directives=[Cost(weight="0")],
+    )
+    def rate_limit(self, info: Info) -> ThrottleStatus:
+        return ThrottleStatus.of(info.context.budget_status())
 
 
 __all__ = ["Query"]

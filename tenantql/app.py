@@ -14,6 +14,7 @@ from starlette.routing import Route
 from tenantql.graphiql import graphiql_page
 from tenantql.graphql_http import GraphQLEndpoint
 from tenantql.logs import configure_logging
+from tenantql.metrics import metrics
 from tenantql.probes import health, ready
 from tenantql.services import Services
 from tenantql.settings import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", graphql),
         Route("/health", health),
         Route("/ready", ready),
+        Route("/metrics", metrics),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

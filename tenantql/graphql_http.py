@@ -8,6 +8,7 @@ and status codes follow the GraphQL over HTTP spec for both response media types
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from auth.errors import AuthError
 from auth.tenant import TenantContext
 from db.transaction import TenantDB
 from resolvers.context import Context
+from schema.extensions.cost_limit import THROTTLED
 from schema.extensions.error_codes import internal_error
 from tenantql.services import Services
 
@@ -117,7 +119,13 @@ class GraphQLEndpoint:
         status = 200
         if media_type == GRAPHQL_RESPONSE and not batched and results[0][1]:
             status = 400  # a request error: the operation never started executing
-        return _json_response(bodies if batched else bodies[0], status, media_type, request_id)
+        headers = _rate_limit_headers(context)
+        waits = [wait for body in bodies if (wait := _retry_after(body)) is not None]
+        if waits:
+            headers["retry-after"] = str(max(waits))
+            if len(waits) == len(bodies):
+                status = 429  # nothing was executed
+        return _json_response(bodies if batched else bodies[0], status, media_type, request_id, headers)
 
     async def get_context(self, services: Services, tenant: TenantContext) -> Context:
         return Context.for_request(tenant, TenantDB(services.engine, tenant.tenant_id))
@@ -167,6 +175,27 @@ def _body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any], boo
     if result.extensions:
         body["extensions"] = result.extensions
     return body, refused
+
+
+def _retry_after(body: dict[str, Any]) -> int | None:
+    """Seconds to wait, when the operation was refused for want of budget."""
+    for error in body.get("errors", ()):
+        extensions = error.get("extensions") or {}
+        if extensions.get("code") == THROTTLED:
+            return int(extensions.get("retryAfter", 1))
+    return None
+
+
+def _rate_limit_headers(context: Context) -> dict[str, str]:
+    """The tenant's bucket as the request left it (IETF RateLimit header fields)."""
+    status = context.throttle
+    if status is None:
+        return {}
+    return {
+        "ratelimit-limit": str(status.budget.capacity),
+        "ratelimit-remaining": str(math.floor(status.available)),
+        "ratelimit-reset": str(status.seconds_until_full),
+    }
 
 
 def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:

@@ -15,12 +15,22 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    """200 only while PostgreSQL and Redis both answer: send traffic here only then."""
+    """200 while PostgreSQL answers: send traffic here only then.
+
+    Without Redis the server still serves, limiting each tenant with per-process buckets,
+    so a Redis outage makes it `degraded`, still 200, rather than unready.
+    """
     services = request.app.state.services
     postgres, redis = await asyncio.gather(_postgres_ok(services.engine), _redis_ok(services.redis))
-    ok = postgres and redis
-    body = {"status": "ready" if ok else "unavailable", "postgres": postgres, "redis": redis}
-    return JSONResponse(body, status_code=200 if ok else 503, headers={"cache-control": "no-store"})
+    shared = services.buckets.shared
+    status = "unavailable" if not postgres else "ready" if redis and shared else "degraded"
+    body = {
+        "status": status,
+        "postgres": postgres,
+        "redis": redis,
+        "budgets": "shared" if shared else "per-process",
+    }
+    return JSONResponse(body, status_code=200 if postgres else 503, headers={"cache-control": "no-store"})
 
 
 async def _postgres_ok(engine) -> bool:  # type: ignore[no-untyped-def]

@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.authenticate import Authenticator
 from auth.jwt import JWKSKeys, JWTVerifier
+from db.bucket_failover import FailoverBuckets
 from db.engine import create_app_engine
 from db.roles import check_application_role
 from db.tenants import TenantDirectory
 from schema import TenantQLSchema, build_schema
+from schema.extensions.cost_limit import CostLimit, CostPolicy
 from tenantql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ class Services:
     redis: Redis
     tenants: TenantDirectory
     authenticator: Authenticator
+    buckets: FailoverBuckets
+    costs: CostPolicy
     schema: TenantQLSchema
 
     @classmethod
@@ -46,17 +50,22 @@ class Services:
             raise
         redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         tenants = TenantDirectory(engine, ttl_seconds=settings.tenant_cache_seconds)
+        buckets = FailoverBuckets(redis)
+        costs = CostPolicy(buckets)
         return cls(
             settings=settings,
             engine=engine,
             redis=redis,
             tenants=tenants,
             authenticator=Authenticator(verifier_for(settings), tenants),
-            schema=build_schema(introspection=settings.introspection),
+            buckets=buckets,
+            costs=costs,
+            schema=build_schema(introspection=settings.introspection, extensions=[lambda: CostLimit(costs)]),
         )
 
     async def close(self) -> None:
         try:
+            await self.buckets.aclose()
             await self.redis.aclose()
         finally:
             await self.engine.dispose()

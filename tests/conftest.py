@@ -215,3 +215,8 @@ def sql_statements(services: Any) -> Any:
     event.listen(target, "before_cursor_execute", record)
     yield statements
     event.remove(target, "before_cursor_execute", record)
+
+
+def under_tenant(statements: list[str]) -> list[str]:
+    """The statements run for a tenant: all but authentication's lookup of the tenant itself."""
+    return [statement for statement in statements if "FROM tenants" not in statement]

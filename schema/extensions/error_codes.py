@@ -10,6 +10,12 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from resolvers.errors import ClientError
+from schema.extensions.documents import (
+    QUERY_TOO_DEEP,
+    TOO_MANY_TOKENS,
+    is_nesting_limit_error,
+    is_token_limit_error,
+)
 
 log = logging.getLogger("tenantql.errors")
 
@@ -61,6 +67,10 @@ def internal_error(request_id: str, *, nodes: Any = None, path: Any = None) -> G
 
 
 def _code_of(error: GraphQLError) -> str:
+    if is_token_limit_error(error):
+        return TOO_MANY_TOKENS
+    if is_nesting_limit_error(error):
+        return QUERY_TOO_DEEP
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
     if error.message.startswith("Variable '$") or error.path:

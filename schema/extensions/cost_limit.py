@@ -1,0 +1,169 @@
+"""Charge each operation's cost to its tenant's budget: refuse what is too dear or unpayable.
+
+Per operation, after validation and before execution:
+
+1. the requested cost is worked out from the document and variables (`schema.cost`);
+   above `max_cost` the operation is refused with MAX_COST_EXCEEDED and charged nothing;
+2. the requested cost is charged to the tenant's bucket; if the bucket cannot pay, the
+   operation is refused with THROTTLED and a `retryAfter`, and nothing executes;
+3. after execution, the difference to the actual cost (what was really returned) is
+   given back: one Redis round trip to charge, one to refund, none when nothing is owed.
+
+Every response that reached step 1 carries `extensions.cost`. The tenant's budget comes
+from its plan in the tenants table, through the tenant context, never from the token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema
+from strawberry.extensions import SchemaExtension
+
+from auth.tenant import TenantContext
+from db.buckets import Budget, Charge
+from resolvers.context import Context
+from schema.cost import CostCalculator
+
+MAX_COST_EXCEEDED = "MAX_COST_EXCEEDED"
+THROTTLED = "THROTTLED"
+MAX_COST = 1_000
+
+
+class Buckets(Protocol):
+    """The tenants' buckets: `db.bucket_failover.FailoverBuckets` in the server."""
+
+    async def charge(self, tenant_id: Any, budget: Budget, amount: float) -> Charge: ...
+
+    async def refund(
+        self, tenant_id: Any, budget: Budget, amount: float, *, charge: Charge | None = None
+    ) -> Charge: ...
+
+    async def status(self, tenant_id: Any, budget: Budget) -> Charge: ...
+
+
+@dataclass(slots=True)
+class CostPolicy:
+    """What every request's CostLimit shares: the buckets, the limit, and what was charged.
+
+    The counters (per tenant slug) are read by `/metrics`; they are per process.
+    """
+
+    buckets: Buckets
+    max_cost: int = MAX_COST
+    points: Counter[str] = field(default_factory=Counter)
+    refusals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _calculators: dict[int, CostCalculator] = field(default_factory=dict)
+
+    def calculator(self, schema: GraphQLSchema) -> CostCalculator:
+        calculator = self._calculators.get(id(schema))
+        if calculator is None:
+            calculator = self._calculators[id(schema)] = CostCalculator(schema)
+        return calculator
+
+
+@dataclass(frozen=True, slots=True)
+class OperationCost:
+    requested: int
+    actual: int
+    status: Charge
+
+    def as_extension(self) -> dict[str, Any]:
+        return {
+            "requestedQueryCost": self.requested,
+            "actualQueryCost": self.actual,
+            "throttleStatus": throttle_status(self.status),
+        }
+
+
+def throttle_status(status: Charge) -> dict[str, Any]:
+    return {
+        "maximumAvailable": status.budget.capacity,
+        "currentlyAvailable": math.floor(status.available),
+        "restoreRate": round(status.budget.restore_rate, 3),
+    }
+
+
+def budget_of(tenant: TenantContext) -> Budget:
+    return Budget.for_plan(tenant.plan, tenant.rate_limit_per_minute)
+
+
+class CostLimit(SchemaExtension):
+    """Usage: `build_schema(extensions=[lambda: CostLimit(policy)])`, one policy per process."""
+
+    def __init__(self, policy: CostPolicy) -> None:
+        self.policy = policy
+        self.cost: OperationCost | None = None
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context: Context = execution.context
+        tenant, policy = context.tenant, self.policy
+        budget = budget_of(tenant)
+        plan = policy.calculator(execution.schema._schema).plan(
+            execution.graphql_document, execution.variables, execution.operation_name, key=execution.query
+        )
+        requested = plan.requested
+        if requested > policy.max_cost:
+            status = await policy.buckets.status(tenant.tenant_id, budget)
+            self._refuse(context, status, requested, MAX_COST_EXCEEDED, _over_cost(requested, policy.max_cost))
+            yield
+            return
+        charge = await policy.buckets.charge(tenant.tenant_id, budget, requested)
+        if not charge.charged:
+            self._refuse(context, charge, requested, THROTTLED, _throttled(requested, charge))
+            yield
+            return
+        context.throttle = charge
+        yield
+        result = execution.result
+        actual = plan.actual(result.data if result is not None else None)
+        if requested > actual:
+            charge = await policy.buckets.refund(tenant.tenant_id, budget, requested - actual, charge=charge)
+        context.throttle = charge
+        policy.points[tenant.slug] += actual
+        self.cost = OperationCost(requested, actual, charge)
+
+    def _refuse(self, context: Context, status: Charge, requested: int, code: str, error: GraphQLError) -> None:
+        context.throttle = status
+        self.policy.refusals[context.tenant.slug, code] += 1
+        self.cost = OperationCost(requested, 0, status)
+        # A result set before execution is what Strawberry returns instead of executing.
+        self.execution_context.result = ExecutionResult(data=None, errors=[error])
+
+    def get_results(self) -> dict[str, Any]:
+        return {"cost": self.cost.as_extension()} if self.cost is not None else {}
+
+
+def _over_cost(requested: int, max_cost: int) -> GraphQLError:
+    return GraphQLError(
+        f"The operation's cost is {requested}; at most {max_cost} is allowed. Ask for fewer items "
+        "(a smaller `first`) or split the operation.",
+        extensions={"code": MAX_COST_EXCEEDED, "requestedQueryCost": requested, "maxCost": max_cost},
+    )
+
+
+def _throttled(requested: int, charge: Charge) -> GraphQLError:
+    retry_after = max(1, math.ceil(charge.retry_after))
+    return GraphQLError(
+        f"The tenant's budget holds {math.floor(charge.available)} points and this operation costs {requested}; "
+        f"retry in {retry_after} s.",
+        extensions={"code": THROTTLED, "retryAfter": retry_after},
+    )
+
+
+__all__ = [
+    "MAX_COST",
+    "MAX_COST_EXCEEDED",
+    "THROTTLED",
+    "Buckets",
+    "CostLimit",
+    "CostPolicy",
+    "OperationCost",
+    "budget_of",
+    "throttle_status",
+]

@@ -1,0 +1,179 @@
+"""Budgets are one per tenant across processes, and survive a Redis outage per process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from auth.tenant import Plan
+from db.buckets import KEY_PREFIX
+from tenantql.app import create_app
+from tenantql.embedded import EmbeddedRedis
+from tests.conftest import TenantHandle
+
+# 2 + 8 x 1: the SMALL data set has 12 shipments, so the actual cost is the requested one.
+TEN_POINTS = {"query": "{ shipments(first: 8) { edges { node { customer { name } } } } }"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def small_budget(owner_engine, tenant: TenantHandle, per_minute: int) -> None:
+    async with owner_engine.connect() as connection:
+        await connection.execute(
+            text("UPDATE tenants SET plan = :plan, rate_limit_per_minute = :limit WHERE id = :id"),
+            {"plan": Plan.ENTERPRISE.value, "limit": per_minute, "id": tenant.id},
+        )
+
+
+@pytest.fixture
+def two_servers(settings) -> Iterator[list[str]]:
+    """Two uvicorn processes on the session's PostgreSQL and Redis."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "JWT_SECRET": str(settings.jwt_secret),
+        "TENANT_CACHE_SECONDS": "0.5",
+        "LOG_FORMAT": "json",
+    }
+    ports = [free_port(), free_port()]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tenantql.app:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for port in ports
+    ]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        deadline = time.monotonic() + 60
+        for url, process in zip(urls, processes, strict=True):
+            while True:
+                assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+                try:
+                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not become ready"
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+async def test_two_server_processes_share_one_budget(owner_engine, acme, two_servers):
+    await small_budget(owner_engine, acme, per_minute=60)  # 60 points: six requests, then one a 10 s
+    await asyncio.sleep(0.6)  # the processes' tenant caches expire
+    statuses: dict[str, list[int]] = {url: [] for url in two_servers}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i in range(12):
+            url = two_servers[i % 2]
+            response = await http.post(f"{url}/graphql", json=TEN_POINTS, headers=acme.headers())
+            statuses[url].append(response.status_code)
+    served = sum(status == 200 for codes in statuses.values() for status in codes)
+    # One shared bucket pays six (a seventh if a refill of 10 points lands meanwhile); two buckets would pay 12.
+    assert 6 <= served <= 7, statuses
+    for codes in statuses.values():
+        assert 200 in codes and 429 in codes, statuses
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A Redis of this test's own, to stop and start without disturbing the session's."""
+    redis = EmbeddedRedis(tmp_path, durable=False)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+@pytest.fixture
+async def outage_client(settings, own_redis) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+    app = create_app(replace(settings, redis_url=own_redis.url))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tenantql.test") as http:
+            yield http, app.state.services
+
+
+async def wait_for(predicate, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not await predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_stopping_redis_keeps_serving_and_limiting_per_process(
+    owner_engine, acme, globex, own_redis, outage_client, caplog
+):
+    http, services = outage_client
+    await small_budget(owner_engine, acme, per_minute=60)
+    url = own_redis.url
+    before = await http.post("/graphql", json=TEN_POINTS, headers=globex.headers())
+    assert before.status_code == 200
+    async with Redis.from_url(url) as redis:
+        assert await redis.exists(KEY_PREFIX + str(globex.id))
+
+    await asyncio.to_thread(own_redis.stop)
+    during = [await http.post("/graphql", json=TEN_POINTS, headers=acme.headers()) for _ in range(8)]
+    assert [r.status_code for r in during] == [200] * 6 + [429] * 2  # a per-process bucket, still limiting
+    assert all("cost" in r.json()["extensions"] for r in during)
+    assert (await http.post("/graphql", json=TEN_POINTS, headers=globex.headers())).status_code == 200
+    ready = await http.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "degraded", "postgres": True, "redis": False, "budgets": "per-process"}
+    metrics = (await http.get("/metrics")).text
+    assert "tenantql_budgets_shared 0.0" in metrics
+    assert "tenantql_budgets_failovers_total 1.0" in metrics
+    warnings = [r for r in caplog.records if r.name == "tenantql.budgets" and r.levelname == "WARNING"]
+    assert len(warnings) == 1, "the outage is logged once, not per request"
+
+    await asyncio.to_thread(own_redis.start)
+    assert own_redis.url == url
+
+    async def shared_again() -> bool:
+        return (await http.get("/ready")).json()["budgets"] == "shared"
+
+    await wait_for(shared_again)
+    after = await http.post("/graphql", json=TEN_POINTS, headers=acme.headers())
+    assert after.status_code == 200  # the shared bucket: this Redis lost its data with the restart
+    async with Redis.from_url(url) as redis:
+        assert await redis.exists(KEY_PREFIX + str(acme.id))
+    assert "tenantql_budgets_shared 1.0" in (await http.get("/metrics")).text
+    assert services.buckets.shared
