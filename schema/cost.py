@@ -22,10 +22,11 @@ The actual cost applies the same rules to what was returned: a null or absent fi
 (a mutation field that ran costs its 10 even so), and a list or connection costs 2 + the items
 really returned, so a page of `first: 50` that held 7 shipments costs 2 + 7 x one shipment.
 
-Both come from a `CostPlan`, the document compiled once into the few fields that can cost
-anything. Clients send the same query text again and again with the same page sizes, so a plan
-is cached by the text, the operation and the values of just the variables it read (slicing
-arguments, `@skip`/`@include`): a repeated request is priced without walking its document.
+Both come from a `CostPlan` (`schema.cost_plan`), the document compiled once into the few
+fields that can cost anything. Clients send the same query text again and again with the same
+page sizes, so a plan is cached by the text, the operation and the values of just the variables
+it read (slicing arguments, `@skip`/`@include`): a repeated request is priced without walking
+its document.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
@@ -59,6 +60,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from schema.cost_plan import FREE, NOTHING, AnyOf, CostPlan, Field, Fields, Selection
+
 DEFAULT_LIST_SIZE = 10
 OBJECT_COST = 1
 MUTATION_COST = 10
@@ -67,92 +70,6 @@ CONNECTION_FIELDS = frozenset({"edges", "pageInfo"})  # free on a connection
 EDGE_FIELDS = frozenset({"node", "cursor"})  # free on an edge
 SLICING_ARGUMENTS = ("first", "last")
 _ABSENT: Any = object()  # a variable not given, which is not the same as one given as null
-
-
-# -- the plan ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Fields:
-    """The fields of one object type's selection that can cost anything, by response key."""
-
-    fields: tuple[_Field, ...]
-    requested: int
-
-    def actual(self, data: Any) -> int:
-        if type(data) is not dict and not isinstance(data, Mapping):
-            return 0
-        total = 0
-        for planned in self.fields:  # a field's actual cost, inlined: this runs for every object returned
-            value = data.get(planned.key)
-            if value is None:
-                if planned.charged_if_null and planned.key in data:
-                    total += planned.own
-            elif planned.selection is _NOTHING:
-                total += planned.own
-            elif isinstance(value, list):
-                total += planned.own + _items_cost(planned.selection, value)
-            else:
-                total += planned.own + planned.selection.actual(value)
-        return total
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _AnyOf:
-    """An interface's or union's selection: as dear as the dearest possible type."""
-
-    options: tuple[_Fields, ...]
-    requested: int
-
-    def actual(self, data: Any) -> int:
-        return max(option.actual(data) for option in self.options)
-
-
-_Selection = _Fields | _AnyOf
-_NOTHING = _Fields((), 0)  # a selection that costs nothing; shared, so `is` tells it
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Field:
-    """One response key: `own` + `size` x one value's selection, requested; `own` + each value's, actual.
-
-    A list or connection has own = 2 and size = n; an object has size 1; a free list (`edges`)
-    has own = 0 and size 1, the connection above it having counted its n."""
-
-    key: str
-    own: int
-    size: int
-    selection: _Selection
-    charged_if_null: bool  # a mutation ran even when its payload is null
-
-    @property
-    def requested(self) -> int:
-        return self.own + self.size * self.selection.requested
-
-
-def _items_cost(selection: _Selection, items: list[Any]) -> int:
-    total = 0
-    for item in items:
-        if isinstance(item, list):
-            total += _items_cost(selection, item)
-        elif item is not None:
-            total += selection.actual(item)
-    return total
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class CostPlan:
-    """An operation compiled for costing: `requested` before execution, `actual(data)` after it."""
-
-    requested: int
-    selection: _Selection = field(repr=False)
-
-    def actual(self, data: Mapping[str, Any] | None) -> int:
-        """The cost of what was returned; at most `requested` when lists hold at most their n items."""
-        return 0 if data is None else self.selection.actual(data)
-
-
-_FREE = CostPlan(0, _NOTHING)
 
 
 # -- what the schema says ---------------------------------------------------------------------
@@ -273,7 +190,7 @@ class CostCalculator:
         operation = _operation(document, operation_name)
         root = self.schema.get_root_type(operation.operation) if operation is not None else None
         if operation is None or root is None:
-            return _FREE, set()
+            return FREE, set()
         compiler = _Compiler(self, document, operation, variables)
         mutation = operation.operation is OperationType.MUTATION
         selection = compiler.object_selection(root, (operation.selection_set,), mutation=mutation)
@@ -300,26 +217,26 @@ class _Compiler:
         self.read: set[str] = set()
         # A type's selection depends only on the selection sets merged into it: compiled once, and
         # a key met again inside its own compilation is a fragment cycle.
-        self._done: dict[tuple[str, tuple[int, ...]], _Fields] = {}
+        self._done: dict[tuple[str, tuple[int, ...]], Fields] = {}
         self._active: set[tuple[str, tuple[int, ...]]] = set()
 
-    def selection(self, type_: Any, selection_sets: tuple[SelectionSetNode, ...]) -> _Selection:
+    def selection(self, type_: Any, selection_sets: tuple[SelectionSetNode, ...]) -> Selection:
         if not is_abstract_type(type_):
             return self.object_selection(type_, selection_sets)
         compiled = (self.object_selection(t, selection_sets) for t in self.schema.get_possible_types(type_))
-        options = tuple(option for option in dict.fromkeys(compiled) if option is not _NOTHING)
+        options = tuple(option for option in dict.fromkeys(compiled) if option is not NOTHING)
         if len(options) <= 1:
-            return options[0] if options else _NOTHING
-        return _AnyOf(options, max(option.requested for option in options))
+            return options[0] if options else NOTHING
+        return AnyOf(options, max(option.requested for option in options))
 
     def object_selection(
         self, type_: GraphQLObjectType, selection_sets: tuple[SelectionSetNode, ...], *, mutation: bool = False
-    ) -> _Fields:
+    ) -> Fields:
         key = (type_.name, tuple(map(id, selection_sets)))
         if (done := self._done.get(key)) is not None:
             return done
         if key in self._active:
-            return _NOTHING
+            return NOTHING
         self._active.add(key)
         fields = tuple(
             planned
@@ -327,7 +244,7 @@ class _Compiler:
             if (planned := self._field(type_, response_key, nodes, mutation)) is not None
         )
         self._active.discard(key)
-        compiled = _Fields(fields, sum(planned.requested for planned in fields)) if fields else _NOTHING
+        compiled = Fields(fields, sum(planned.requested for planned in fields)) if fields else NOTHING
         self._done[key] = compiled
         return compiled
 
@@ -359,20 +276,20 @@ class _Compiler:
                     visited.add(fragment.name.value)
                     self._collect_into(type_, fragment.selection_set, fields, visited)
 
-    def _field(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode], mutation: bool) -> _Field | None:
+    def _field(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode], mutation: bool) -> Field | None:
         """The plan of one response key, or None when it can cost nothing (a scalar, `__typename`)."""
         rule = self.rule(parent, nodes[0].name.value)
         if rule is None:
             return None
-        below: _Selection = _NOTHING
+        below: Selection = NOTHING
         if rule.below is not None:
             below = self.selection(rule.below, tuple(node.selection_set for node in nodes if node.selection_set))
         if rule.sized:
-            return _Field(key, LIST_COST, self._size(rule, nodes[0]), below, mutation)
+            return Field(key, LIST_COST, self._size(rule, nodes[0]), below, mutation)
         own = rule.mutation_own if mutation else rule.own
-        if own == 0 and below is _NOTHING:
+        if own == 0 and below is NOTHING:
             return None
-        return _Field(key, own, 1, below, mutation)
+        return Field(key, own, 1, below, mutation)
 
     def _size(self, rule: _Rule, node: FieldNode) -> int:
         names = tuple(getattr(rule.list_size, "slicing_arguments", None) or ()) or SLICING_ARGUMENTS
