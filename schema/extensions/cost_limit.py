@@ -149,9 +149,15 @@ def _over_cost(requested: int, max_cost: int) -> GraphQLError:
 
 def _throttled(requested: int, charge: Charge) -> GraphQLError:
     retry_after = max(1, math.ceil(charge.retry_after))
+    if requested > charge.budget.capacity:
+        message = f"This operation costs {requested}, more than the tenant's whole budget of {charge.budget.capacity}."
+    else:
+        message = (
+            f"The tenant's budget holds {math.floor(charge.available)} points and this operation costs "
+            f"{requested}; retry in {retry_after} s."
+        )
     return GraphQLError(
-        f"The tenant's budget holds {math.floor(charge.available)} points and this operation costs {requested}; "
-        f"retry in {retry_after} s.",
+        message,
         extensions={"code": THROTTLED, "retryAfter": retry_after},
     )
 

@@ -173,3 +173,11 @@ async def test_a_batch_is_throttled_operation_by_operation(client, owner_engine,
     assert int(first.headers["retry-after"]) >= 1
     second = await client.post("/graphql", json=batch, headers=acme.headers())
     assert second.status_code == 429
+
+
+async def test_an_operation_dearer_than_the_whole_budget_says_so(owner_engine, services, graphql, acme):
+    await set_budget(owner_engine, services, acme, Plan.ENTERPRISE, per_minute=60)
+    body = await graphql(pages(2), as_tenant=acme, status=429)  # 76 points of a 60-point bucket
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "THROTTLED"
+    assert "more than the tenant's whole budget of 60" in error["message"]
