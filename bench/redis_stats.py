@@ -1,10 +1,11 @@
 """Redis work per request, measured on the server itself: `INFO` counters before and after a run.
 
-The delta of `total_commands_processed` over a wrk run, divided by the requests wrk
-completed, is the commands each request cost. Every `INFO` call also shows up in the
-counters, so the delta of two back-to-back snapshots (the probe's own cost) is taken
-off. A pipeline counts once per command, so commands are an upper bound on round trips;
-`total_reads_processed` (socket reads, about one per round trip) is kept for the notes.
+The delta of `total_reads_processed` (socket reads: one per round trip a client makes)
+over a wrk run, divided by the requests wrk completed, is the round trips each request
+cost. `total_commands_processed` is no measure of them: it also counts the commands a
+Lua script runs inside Redis (the budget script's TIME, HMGET, HSET and PEXPIRE), so it
+is kept for the notes only. Every `INFO` call also shows up in the counters, so the delta
+of two back-to-back snapshots (the probe's own cost) is taken off.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ class RedisDelta:
     per_command: dict[str, int]
 
     def per_request(self, requests: int) -> float:
-        return self.commands / requests if requests else 0.0
-
-    def reads_per_request(self, requests: int) -> float:
+        """Round trips per request."""
         return self.reads / requests if requests else 0.0
+
+    def commands_per_request(self, requests: int) -> float:
+        return self.commands / requests if requests else 0.0
 
 
 class RedisCounter:

@@ -176,9 +176,11 @@ def method_notes(sql: Mapping[str, SqlCount], measurements: Sequence[Measurement
         f"several requests after the tenant cache is warm), plus the transaction's own {TRANSACTION_STATEMENTS}: "
         "`BEGIN; SELECT set_config(...)` sent as one simple query and `COMMIT`, which go straight to asyncpg and "
         "bypass the listener.",
-        "- **Redis round trips/request**: the Redis server's `total_commands_processed` delta over the wrk run "
-        "(the `INFO` probe's own commands taken off), divided by the requests wrk completed. A pipeline counts "
-        "once per command, so this is an upper bound on round trips.",
+        "- **Redis round trips/request**: the Redis server's `total_reads_processed` delta (one socket read per "
+        "round trip) over the wrk run, the `INFO` probe's own taken off, divided by the requests wrk completed. "
+        "Commands are no measure of round trips: the budget script's TIME, HMGET, HSET and PEXPIRE run inside "
+        "one EVALSHA and are counted as commands too. New pool connections add their handshake (HELLO and two "
+        "CLIENT SETINFO) to short runs at high concurrency.",
         "- **peak RSS**: the sum of resident memory over `tenantql serve` and its worker processes, sampled every "
         "0.2 s during the run (the embedded PostgreSQL and Valkey are not included).",
         "- **ceiling**: the same data fetched in one process with asyncpg directly and the minimum SQL, one statement "
