@@ -18,6 +18,8 @@ from schema.query import Query
 
 
 class TenantQLSchema(strawberry.Schema):
+    documents: DocumentCache  # what this process has parsed, limited and validated
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Errors are logged once, by ErrorCodes, and only those that are the server's fault."""
 
@@ -35,9 +37,11 @@ def build_schema(
     chain: list[Any] = [ErrorCodes, lambda: PreparedDocuments(documents), *extensions]
     if not introspection:
         chain.append(DisableIntrospection)
-    return TenantQLSchema(
+    schema = TenantQLSchema(
         query=Query, mutation=Mutation, extensions=chain, execution_context_class=FastLeavesExecutionContext
     )
+    schema.documents = documents
+    return schema
 
 
 __all__ = ["TenantQLSchema", "build_schema"]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Secret
@@ -23,6 +24,7 @@ from auth.tenant import Plan, Role
 from db.engine import create_owner_engine
 from db.migrate import upgrade
 from db.models import Tenant, User
+from db.persisted_queries import ManifestError, PersistedQueryStore, read_manifest
 from db.seed import DEMO_TENANTS, DataSize, ensure_tenant, is_empty, seed_demo, seed_tenant_data
 from db.transaction import tenant_transaction
 from tenantql.embedded import EmbeddedServers
@@ -235,6 +237,25 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_persisted_load(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        operations = read_manifest(args.file)
+    except ManifestError as error:
+        print(f"tenantql persisted load: {error}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        async with servers_for(settings) as configured:
+            if not configured.redis_url:
+                raise SystemExit("tenantql persisted load: set REDIS_URL (the store every server reads)")
+            async with Redis.from_url(configured.redis_url) as redis:
+                count = await PersistedQueryStore(redis).load_manifest(operations)
+            print(f"trusted {count} operations of {args.file}", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tenantql",
@@ -301,6 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--prefix", default="tenant", help="slug prefix (default 'tenant')")
     seed.set_defaults(handler=cmd_seed)
+
+    persisted = commands.add_parser("persisted", help="trusted documents for persisted queries")
+    persisted_commands = persisted.add_subparsers(dest="persisted_command", required=True, metavar="COMMAND")
+    load = persisted_commands.add_parser(
+        "load",
+        help="trust the operations of an Apollo persisted query manifest",
+        description="Store the operations of FILE (an Apollo persisted query manifest) in Redis, where every "
+        "server finds them by id or by the SHA-256 of their text. Loading a manifest again adds its operations.",
+    )
+    load.add_argument("file", metavar="FILE", help="the manifest (JSON)")
+    load.set_defaults(handler=cmd_persisted_load)
     return parser
 
 

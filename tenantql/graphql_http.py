@@ -29,6 +29,7 @@ from db.transaction import TenantDB
 from resolvers.context import Context
 from schema.extensions.cost_limit import THROTTLED
 from schema.extensions.error_codes import internal_error
+from tenantql.persisted import PersistedQueryError
 from tenantql.services import Services
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Operation:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None
 
 
 def request_id_of(request: Request) -> str:
@@ -106,9 +108,12 @@ class GraphQLEndpoint:
 
         context = await self.get_context(services, tenant)
         allowed = _QUERY_ONLY if request.method == "GET" else _QUERY_OR_MUTATION
+        client_name = request.headers.get("apollographql-client-name")
         committed = False
         try:
-            results = [await self._execute(services, context, operation, allowed) for operation in operations]
+            results = [
+                await self._execute(services, context, operation, allowed, client_name) for operation in operations
+            ]
             committed = True
         except RequestError as error:
             return _error_response(error.message, error.code, error.status, media_type, request_id, error.headers)
@@ -131,7 +136,12 @@ class GraphQLEndpoint:
         return Context.for_request(tenant, TenantDB(services.engine, tenant.tenant_id))
 
     async def _execute(
-        self, services: Services, context: Context, operation: Operation, allowed: frozenset[OperationType]
+        self,
+        services: Services,
+        context: Context,
+        operation: Operation,
+        allowed: frozenset[OperationType],
+        client_name: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Run one operation; returns its response body and whether it was refused before execution.
 
@@ -139,9 +149,20 @@ class GraphQLEndpoint:
         back: its response cannot tell the client about any write it made, so it makes none.
         """
         try:
+            query = await services.persisted.query_text(
+                operation.query, operation.extensions, operation.document_id, client_name=client_name
+            )
+        except PersistedQueryError as error:
+            if error.status == 400:
+                raise RequestError(error.message, code=error.code) from None
+            # PERSISTED_QUERY_NOT_FOUND is 200 whatever the media type: Apollo clients then send the text.
+            return {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}, error.status is None
+        if query is None:
+            raise RequestError("the request has no query")
+        try:
             async with context.db.atomic() as unit:
                 result = await services.schema.execute(
-                    operation.query,
+                    query,
                     variable_values=operation.variables,
                     context_value=context,
                     operation_name=operation.operation_name,
@@ -217,6 +238,7 @@ async def _operations(request: Request) -> tuple[list[Operation], bool]:
                     "variables": _json_param(params.get("variables"), "variables"),
                     "operationName": params.get("operationName"),
                     "extensions": _json_param(params.get("extensions"), "extensions"),
+                    "documentId": params.get("documentId"),
                 }
             )
         ], False
@@ -268,6 +290,7 @@ def _operation(payload: Any) -> Operation:
         raise RequestError("the request body must be a JSON object with a `query`")
     query, variables = payload.get("query"), payload.get("variables")
     name, extensions = payload.get("operationName"), payload.get("extensions")
+    document_id = payload.get("documentId")
     if query is not None and not isinstance(query, str):
         raise RequestError("`query` must be a string")
     if variables is not None and not isinstance(variables, dict):
@@ -276,9 +299,11 @@ def _operation(payload: Any) -> Operation:
         raise RequestError("`operationName` must be a string")
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestError("`extensions` must be an object")
-    if not query:
+    if document_id is not None and (not isinstance(document_id, str) or not document_id):
+        raise RequestError("`documentId` must be a non-empty string")
+    if not query and document_id is None and "persistedQuery" not in (extensions or {}):
         raise RequestError("the request has no query")
-    return Operation(query, variables, name or None, extensions)
+    return Operation(query or None, variables, name or None, extensions, document_id)
 
 
 def _wants_html(request: Request) -> bool:

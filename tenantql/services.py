@@ -12,10 +12,12 @@ from auth.authenticate import Authenticator
 from auth.jwt import JWKSKeys, JWTVerifier
 from db.bucket_failover import FailoverBuckets
 from db.engine import create_app_engine
+from db.persisted_queries import PersistedQueryStore, read_manifest
 from db.roles import check_application_role
 from db.tenants import TenantDirectory
 from schema import TenantQLSchema, build_schema
 from schema.extensions.cost_limit import CostLimit, CostPolicy
+from tenantql.persisted import PersistedQueries
 from tenantql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class Services:
     authenticator: Authenticator
     buckets: FailoverBuckets
     costs: CostPolicy
+    persisted: PersistedQueries
     schema: TenantQLSchema
 
     @classmethod
@@ -52,6 +55,11 @@ class Services:
         tenants = TenantDirectory(engine, ttl_seconds=settings.tenant_cache_seconds)
         buckets = FailoverBuckets(redis)
         costs = CostPolicy(buckets)
+        store = PersistedQueryStore(redis)
+        if settings.persisted_query_manifest:
+            count = await store.load_manifest(read_manifest(settings.persisted_query_manifest))
+            log.info("trusted %d operations of %s", count, settings.persisted_query_manifest)
+        persisted = PersistedQueries(store, settings.persisted_queries, settings.persisted_query_strict_clients)
         return cls(
             settings=settings,
             engine=engine,
@@ -60,6 +68,7 @@ class Services:
             authenticator=Authenticator(verifier_for(settings), tenants),
             buckets=buckets,
             costs=costs,
+            persisted=persisted,
             schema=build_schema(introspection=settings.introspection, extensions=[lambda: CostLimit(costs)]),
         )
 

@@ -45,8 +45,9 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_algorithms: tuple[str, ...] = ()
-    persisted_queries: PersistedMode = PersistedMode.OFF
+    persisted_queries: PersistedMode = PersistedMode.APQ
     persisted_query_manifest: str | None = None
+    persisted_query_strict_clients: tuple[str, ...] = ()
     graphiql: bool = True
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
@@ -72,8 +73,11 @@ class Settings:
             jwt_issuer=env("JWT_ISSUER", default=None) or None,
             jwt_audience=env("JWT_AUDIENCE", default=None) or None,
             jwt_algorithms=tuple(env("JWT_ALGORITHMS", cast=CommaSeparatedStrings, default="")),
-            persisted_queries=env("PERSISTED_QUERIES", cast=PersistedMode, default="off"),
+            persisted_queries=env("PERSISTED_QUERIES", cast=PersistedMode, default="apq"),
             persisted_query_manifest=env("PERSISTED_QUERY_MANIFEST", default=None) or None,
+            persisted_query_strict_clients=tuple(
+                env("PERSISTED_QUERIES_STRICT_CLIENTS", cast=CommaSeparatedStrings, default="")
+            ),
             graphiql=env("GRAPHIQL", cast=_flag, default="true"),
             introspection=env("INTROSPECTION", cast=_flag, default="true"),
             cors_origins=tuple(env("CORS_ORIGINS", cast=CommaSeparatedStrings, default="")),

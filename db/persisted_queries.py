@@ -1,0 +1,141 @@
+"""Persisted query documents in Redis: registered by clients (APQ) or trusted from a manifest.
+
+Documents are not tenant data: one store serves every tenant and every process. A
+document is stored under the SHA-256 of its text, so what a hash names can never change,
+and each process keeps the documents it has seen in memory for good (bounded by an LRU):
+a known hash costs no Redis round trip after its first use.
+
+Registered (APQ) documents expire after `apq_ttl` seconds without being registered again,
+so clients cannot fill Redis for ever; trusted documents, from an Apollo persisted query
+manifest, stay until the manifest is loaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("tenantql.persisted")
+
+APQ_PREFIX = "tql:pq:apq:"
+TRUSTED_PREFIX = "tql:pq:trusted:"
+MANIFEST_FORMAT = "apollo-persisted-query-manifest"
+
+
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestOperation:
+    id: str
+    name: str | None
+    type: str | None
+    body: str
+
+
+class ManifestError(ValueError):
+    """The file is not an Apollo persisted query manifest this server can use."""
+
+
+def read_manifest(path: str | Path) -> list[ManifestOperation]:
+    """The operations of an Apollo persisted query manifest, checked for shape."""
+    try:
+        data: Any = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ManifestError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or data.get("version") != 1:
+        raise ManifestError(f'{path} is not {{"format": "{MANIFEST_FORMAT}", "version": 1, ...}}')
+    operations = data.get("operations")
+    if not isinstance(operations, list):
+        raise ManifestError(f"{path} has no list of operations")
+    found = []
+    for item in operations:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("body"), str):
+            raise ManifestError(f"{path}: every operation needs a string `id` and `body`")
+        found.append(ManifestOperation(item["id"], item.get("name"), item.get("type"), item["body"]))
+    return found
+
+
+class PersistedQueryStore:
+    """Usage: `text = await store.lookup(hash)`; `await store.register(text)` after checking its hash."""
+
+    def __init__(self, redis: Redis, *, apq_ttl: int = 7 * 24 * 3600, cache_size: int = 4096) -> None:
+        self.redis = redis
+        self.apq_ttl = apq_ttl
+        self.cache_size = cache_size
+        self._documents: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, id) -> text
+
+    async def trusted(self, document_id: str) -> str | None:
+        """The manifest's document under this id (its own or its text's SHA-256)."""
+        return await self._get("trusted", TRUSTED_PREFIX, document_id)
+
+    async def lookup(self, sha256: str) -> str | None:
+        """A trusted document or, failing that, a registered one."""
+        return await self.trusted(sha256) or await self._get("apq", APQ_PREFIX, sha256)
+
+    async def is_trusted(self, text: str) -> bool:
+        return await self.trusted(sha256_of(text)) is not None
+
+    async def register(self, text: str) -> None:
+        """Store a document whose hash the caller has checked; a failure only costs a later miss."""
+        sha256 = sha256_of(text)
+        self._remember(("apq", sha256), text)
+        try:
+            await self.redis.set(APQ_PREFIX + sha256, text, ex=self.apq_ttl)
+        except (RedisError, OSError) as error:
+            log.warning("could not register a persisted query: %s", error)
+
+    async def load_manifest(self, operations: list[ManifestOperation]) -> int:
+        """Trust a manifest's documents, by id and by the SHA-256 of their text."""
+        mapping = {}
+        for operation in operations:
+            mapping[TRUSTED_PREFIX + operation.id] = operation.body
+            mapping[TRUSTED_PREFIX + sha256_of(operation.body)] = operation.body
+        if mapping:
+            await self.redis.mset(mapping)
+        for key, text in mapping.items():
+            self._remember(("trusted", key.removeprefix(TRUSTED_PREFIX)), text)
+        return len(operations)
+
+    async def _get(self, kind: str, prefix: str, key: str) -> str | None:
+        cached = self._documents.get((kind, key))
+        if cached is not None:
+            self._documents.move_to_end((kind, key))
+            return cached
+        try:
+            value = await self.redis.get(prefix + key)
+        except (RedisError, OSError) as error:
+            log.warning("could not look up a persisted query: %s", error)
+            return None
+        if value is None:
+            return None
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        self._remember((kind, key), text)
+        return text
+
+    def _remember(self, key: tuple[str, str], text: str) -> None:
+        self._documents[key] = text
+        self._documents.move_to_end(key)
+        while len(self._documents) > self.cache_size:
+            self._documents.popitem(last=False)
+
+
+__all__ = [
+    "APQ_PREFIX",
+    "MANIFEST_FORMAT",
+    "TRUSTED_PREFIX",
+    "ManifestError",
+    "ManifestOperation",
+    "PersistedQueryStore",
+    "read_manifest",
+    "sha256_of",
+]
