@@ -79,7 +79,13 @@ class PersistedQueryStore:
         return await self._get("trusted", TRUSTED_PREFIX, document_id)
 
     async def lookup(self, sha256: str) -> str | None:
-        """A trusted document or, failing that, a registered one."""
+        """A trusted document or, failing that, a registered one.
+
+        Either is the text whose SHA-256 this is, so one seen before, of either kind, is
+        answered from memory: a known hash costs no round trip."""
+        for kind in ("trusted", "apq"):
+            if (cached := self._cached((kind, sha256))) is not None:
+                return cached
         return await self.trusted(sha256) or await self._get("apq", APQ_PREFIX, sha256)
 
     async def is_trusted(self, text: str) -> bool:
@@ -106,10 +112,14 @@ class PersistedQueryStore:
             self._remember(("trusted", key.removeprefix(TRUSTED_PREFIX)), text)
         return len(operations)
 
+    def _cached(self, key: tuple[str, str]) -> str | None:
+        text = self._documents.get(key)
+        if text is not None:
+            self._documents.move_to_end(key)
+        return text
+
     async def _get(self, kind: str, prefix: str, key: str) -> str | None:
-        cached = self._documents.get((kind, key))
-        if cached is not None:
-            self._documents.move_to_end((kind, key))
+        if (cached := self._cached((kind, key))) is not None:
             return cached
         try:
             value = await self.redis.get(prefix + key)

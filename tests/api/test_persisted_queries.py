@@ -192,3 +192,22 @@ async def test_the_cli_refuses_a_file_that_is_not_a_manifest(settings, tmp_path)
     path.write_text(json.dumps({"operations": []}))
     done = run_cli(settings, "persisted", "load", str(path))
     assert done.returncode == 2 and "not" in done.stderr
+
+
+async def test_a_hash_the_process_has_seen_costs_no_redis_round_trip(client, services, acme):
+    text = "query SeenBefore { viewer { tenant { name } } }"
+    await client.post("/graphql", json=persisted(text, with_text=True), headers=acme.headers())
+    calls = []
+    original = services.redis.execute_command
+
+    async def counting(*args, **kwargs):
+        calls.append(args[0])
+        return await original(*args, **kwargs)
+
+    services.redis.execute_command = counting
+    try:
+        response = await client.post("/graphql", json=persisted(text), headers=acme.headers())
+    finally:
+        del services.redis.execute_command
+    assert "errors" not in response.json()
+    assert calls == ["EVALSHA"]  # the budget's charge, and nothing for the document
