@@ -1,10 +1,17 @@
-"""Whether the server answers persisted queries, asked the way an Apollo client asks.
+"""Register Q1p/Q2p's documents with the server and check that hash-only requests run.
 
-Automatic persisted queries: a hash-only request either runs or fails with
-PERSISTED_QUERY_NOT_FOUND; the client then sends query and hash together, which
-registers the hash, and hash-only requests run from then on. The bench registers each
-operation once per tenant (a store may be per tenant) and checks that hash-only works
-for every tenant before it measures Q1p/Q2p; otherwise it reports why not.
+Automatic persisted queries (Apollo APQ): a request carrying
+`extensions.persistedQuery = {"version": 1, "sha256Hash": <SHA-256 of the text>}` and no
+`query` runs the document stored under that hash, or answers PERSISTED_QUERY_NOT_FOUND;
+query and hash sent together register the text. The server keeps registered documents in
+Redis, shared by every worker process and every tenant, so one registration per server
+is enough (each worker then caches a document in memory on its first use, which the
+warm-up covers).
+
+Before Q1p/Q2p are measured the bench registers each document once (query and hash),
+then sends a hash-only request with every tenant's token in rotation; each must answer
+the expected data without `errors`. Otherwise the operation is not measured and the table
+gives the reason (say, `PERSISTED_QUERIES=off` or a store that loses what it was given).
 """
 
 from __future__ import annotations
@@ -16,58 +23,57 @@ import httpx
 import orjson
 
 from bench.dataset import TenantPlan, requests_for
+from bench.load import PlannedRequest
 from bench.operations import Operation
 
-NOT_BUILT = "n/a (persisted queries not built yet)"
 
+async def register_persisted(base_url: str, operation: Operation, tenants: Sequence[TenantPlan]) -> str | None:
+    """Register `operation`'s document once, then check hash-only runs for every tenant.
 
-async def persisted_unavailable(base_url: str, operation: Operation, tenants: Sequence[TenantPlan]) -> str | None:
-    """None when hash-only requests of `operation` run for every tenant, else the reason to print."""
+    Returns None when it does, else the reason to print instead of numbers.
+    """
+    if not operation.persisted or not tenants:
+        raise ValueError(f"{operation.name} is not a persisted operation, or no tenants were given")
+    registration = requests_for(operation, tenants, register=True)[0]
+    hash_only = requests_for(operation, tenants)[: len(tenants)]  # interleaved: one per tenant
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        for tenant, request in zip(tenants, requests_for(operation, tenants)[: len(tenants)], strict=True):
-            headers = {"Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"}
-            status, answer = await _post(client, request.body, headers)
-            if _ran(status, answer):
-                continue
-            if _code(answer) not in ("PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "BAD_REQUEST"):
-                return f"n/a (hash-only request failed: {_message(answer)})"
-            variables = _variables(request.body)
-            status, answer = await _post(client, operation.registration_body(variables), headers)
-            if not _ran(status, answer):
-                return f"n/a (registering the hash failed: {_message(answer)})"
-            status, answer = await _post(client, request.body, headers)
-            if not _ran(status, answer):
-                if _code(answer) in ("BAD_REQUEST", "PERSISTED_QUERY_NOT_SUPPORTED") or "no query" in _message(answer):
-                    return NOT_BUILT
-                return f"n/a (hash-only request failed after registering: {_message(answer)})"
+        status, answer = await _post(client, registration)
+        if not _ran(status, answer, operation):
+            return f"n/a (registering the document with its hash failed: {_why(status, answer)})"
+        for request in hash_only:
+            status, answer = await _post(client, request)
+            if not _ran(status, answer, operation):
+                return f"n/a (hash-only request failed after registering: {_why(status, answer)})"
     return None
 
 
-async def _post(client: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    response = await client.post("/graphql", content=body, headers=headers)
+async def _post(client: httpx.AsyncClient, request: PlannedRequest) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {request.token}", "Content-Type": "application/json"}
+    response = await client.post("/graphql", content=request.body, headers=headers)
     try:
-        return response.status_code, response.json()
+        answer = response.json()
     except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
         return response.status_code, {"errors": [{"message": response.text[:200]}]}
+    return response.status_code, answer
 
 
-def _ran(status: int, answer: dict[str, Any]) -> bool:
-    return status == 200 and not answer.get("errors") and answer.get("data") is not None
+def _ran(status: int, answer: dict[str, Any], operation: Operation) -> bool:
+    """What wrk's script counts as a success: 2xx, no `errors`, the expected data."""
+    if not 200 <= status < 300 or "errors" in answer or answer.get("data") is None:
+        return False
+    return operation.expect in orjson.dumps(answer["data"]).decode()
 
 
-def _code(answer: dict[str, Any]) -> str | None:
-    errors = answer.get("errors") or [{}]
-    return (errors[0].get("extensions") or {}).get("code")
+def _why(status: int, answer: dict[str, Any]) -> str:
+    errors = answer.get("errors") or []
+    if not errors:
+        return f"HTTP {status}, no {'data' if answer.get('data') is None else 'expected data'}"
+    first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
+    code = (first.get("extensions") or {}).get("code")
+    message = str(first.get("message", ""))[:200]
+    return f"HTTP {status}, {code}: {message}" if code else f"HTTP {status}: {message}"
 
 
-def _message(answer: dict[str, Any]) -> str:
-    errors = answer.get("errors") or [{}]
-    return str(errors[0].get("message", "no data"))[:200]
-
-
-def _variables(body: bytes) -> dict[str, Any]:
-    variables: dict[str, Any] = orjson.loads(body).get("variables") or {}
-    return variables
-
-
-__all__ = ["NOT_BUILT", "persisted_unavailable"]
+__all__ = ["register_persisted"]

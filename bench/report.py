@@ -31,7 +31,7 @@ class Measurement:
     wrk: WrkResult | None
     redis: RedisDelta | None = None
     peak_rss_bytes: int = 0
-    unavailable: str | None = None  # why there is no wrk result, e.g. "n/a (persisted queries not built yet)"
+    unavailable: str | None = None  # why there is no wrk result, e.g. "n/a (hash-only request failed ...)"
     first: int = 50
     tenants: int = 20
 
@@ -187,6 +187,14 @@ def method_notes(sql: Mapping[str, SqlCount], measurements: Sequence[Measurement
         "per level under RLS (see bench/README.md); its pool is as large as the server's (workers x "
         "DATABASE_POOL_SIZE) and it runs at the same concurrency for the same time.",
     ]
+    if any(m.operation in ("Q1p", "Q2p") for m in measurements):
+        notes.append(
+            "- **Q1p, Q2p**: Q1 and Q2 as automatic persisted queries. Each document is registered once per server "
+            "(query and hash together; the server keeps it in Redis for every worker and tenant), a hash-only request "
+            "with every tenant's token must then answer the expected data, and wrk sends only "
+            '`{"operationName", "variables", "extensions": {"persistedQuery": {"version": 1, "sha256Hash"}}}`, no '
+            "`query`. The warm-up lets each worker cache the documents in memory.",
+        )
     kinds = [f"{name}: {summarize_kinds(count.kinds)}" for name, count in sql.items() if count.kinds]
     if kinds:
         notes.append("- Statements seen per request: " + "; ".join(kinds) + ".")

@@ -5,7 +5,10 @@
 --   { path = "/graphql", expect = '"userErrors":[]', requests = { { token = "...", body = "..." }, ... } }
 -- Requests go round-robin through the plan, each thread starting at its own offset, so
 -- tenants (and, for mutations, shipments) rotate and no two connections start in step.
--- A response counts as failed when it is not 2xx, carries "errors", or lacks `expect`.
+-- Bodies are sent exactly as planned: for Q1p/Q2p (persisted, hash only) they are
+--   {"operationName":..,"variables":{..},"extensions":{"persistedQuery":{"version":1,"sha256Hash":".."}}}
+-- with no "query", so an unregistered hash answers PERSISTED_QUERY_NOT_FOUND and counts as failed.
+-- A response counts as failed when it is not 2xx, carries "errors" anywhere, or lacks `expect`.
 -- done() prints one line, "BENCH_JSON {...}", with counts and latency percentiles.
 
 local threads = {}
