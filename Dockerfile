@@ -1,5 +1,11 @@
 # The tenantql API. Needs DATABASE_URL, DATABASE_OWNER_URL (for `migrate`), REDIS_URL and
 # JWT_SECRET: without DATABASE_URL and REDIS_URL it would start embedded servers instead.
+# GraphiQL's pinned browser assets, fetched from the npm registry at build time.
+FROM node:20-slim AS graphiql
+WORKDIR /graphiql
+COPY graphiql/package.json graphiql/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,6 +29,8 @@ COPY resolvers ./resolvers
 COPY db ./db
 COPY auth ./auth
 RUN pip install --no-deps . && rm -rf /src
+COPY --from=graphiql /graphiql/node_modules /opt/graphiql/node_modules
+ENV GRAPHIQL_ASSETS_DIR=/opt/graphiql/node_modules
 
 RUN useradd --system --create-home --home-dir /home/tenantql --shell /usr/sbin/nologin tenantql
 USER tenantql

@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# GraphiQL's browser assets, pinned by graphiql/package-lock.json and served by the app itself.
+GRAPHIQL_STAMP := graphiql/node_modules/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +14,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(GRAPHIQL_STAMP): graphiql/package.json graphiql/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm for GraphiQL's assets" >&2; exit 1; }
+	cd graphiql && npm ci --omit=dev --no-audit --no-fund
+	touch $(GRAPHIQL_STAMP)
 
-run: $(STAMP)
+install: $(STAMP) $(GRAPHIQL_STAMP)
+
+run: $(STAMP) $(GRAPHIQL_STAMP)
 	$(BIN)/tenantql serve
 
-test: $(STAMP)
+# The browser test drives Debian's chromium; should it fail to install, that test says so.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+		|| echo "warning: could not install chromium with apt-get: the GraphiQL browser test will fail" >&2
+
+test: $(STAMP) $(GRAPHIQL_STAMP) chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -25,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .tenantql .pytest_cache
+	rm -rf $(VENV) .tenantql .pytest_cache graphiql/node_modules
 
 # Load benchmark (not part of `make test`): see bench/README.md. BENCH_SECONDS=5 shortens each run.
 .PHONY: bench bench-scaling wrk

@@ -11,13 +11,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
-from tenantql.graphiql import graphiql_page
+from tenantql.graphiql import DEFAULT_DIRECTORY, graphiql_page, graphiql_static
 from tenantql.graphql_http import GraphQLEndpoint
 from tenantql.logs import configure_logging
 from tenantql.metrics import metrics
 from tenantql.probes import health, ready
 from tenantql.services import Services
-from tenantql.settings import Settings
+from tenantql.settings import GraphiQLAssets, Settings
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -33,7 +33,12 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await services.close()
 
-    page = graphiql_page(token=settings.graphiql_token) if settings.graphiql else None
+    assets_dir = settings.graphiql_assets_dir or DEFAULT_DIRECTORY
+    page = (
+        graphiql_page(token=settings.graphiql_token, assets=settings.graphiql_assets, directory=assets_dir)
+        if settings.graphiql
+        else None
+    )
     graphql = GraphQLEndpoint(graphiql_page=page)
     middleware = []
     if settings.cors_origins:
@@ -67,6 +72,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics),
     ]
+    if settings.graphiql and settings.graphiql_assets is GraphiQLAssets.LOCAL:
+        routes.append(graphiql_static(assets_dir))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

@@ -22,6 +22,11 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class GraphiQLAssets(StrEnum):
+    LOCAL = "local"  # served by the app from the npm packages `make install` fetched: works offline
+    CDN = "cdn"  # the same pinned versions from unpkg.com
+
+
 def _flag(value: str) -> bool:
     if value.strip().lower() in {"1", "true", "yes", "on"}:
         return True
@@ -49,6 +54,8 @@ class Settings:
     persisted_query_manifest: str | None = None
     persisted_query_strict_clients: tuple[str, ...] = ()
     graphiql: bool = True
+    graphiql_assets: GraphiQLAssets = GraphiQLAssets.LOCAL
+    graphiql_assets_dir: Path | None = None  # None: graphiql/node_modules in the source tree
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
     log_format: LogFormat = LogFormat.CONSOLE
@@ -64,6 +71,7 @@ class Settings:
         home = Path(env("TENANTQL_HOME", default=".tenantql")).expanduser()
         secret = env("JWT_SECRET", cast=Secret, default=None)
         jwks_url = env("JWT_JWKS_URL", default=None) or None
+        assets_dir = env("GRAPHIQL_ASSETS_DIR", default=None) or None
         return cls(
             database_url=env("DATABASE_URL", default=None) or None,
             database_owner_url=env("DATABASE_OWNER_URL", default=None) or None,
@@ -79,6 +87,8 @@ class Settings:
                 env("PERSISTED_QUERIES_STRICT_CLIENTS", cast=CommaSeparatedStrings, default="")
             ),
             graphiql=env("GRAPHIQL", cast=_flag, default="true"),
+            graphiql_assets=env("GRAPHIQL_ASSETS", cast=GraphiQLAssets, default="local"),
+            graphiql_assets_dir=Path(assets_dir).expanduser() if assets_dir else None,
             introspection=env("INTROSPECTION", cast=_flag, default="true"),
             cors_origins=tuple(env("CORS_ORIGINS", cast=CommaSeparatedStrings, default="")),
             log_format=env("LOG_FORMAT", cast=LogFormat, default="console"),
@@ -111,4 +121,4 @@ class Settings:
                 os.environ[name] = value
 
 
-__all__ = ["LogFormat", "PersistedMode", "Settings"]
+__all__ = ["GraphiQLAssets", "LogFormat", "PersistedMode", "Settings"]
