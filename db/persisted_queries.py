@@ -6,8 +6,8 @@ and each process keeps the documents it has seen in memory for good (bounded by 
 a known hash costs no Redis round trip after its first use.
 
 Registered (APQ) documents expire after `apq_ttl` seconds without being registered again,
-so clients cannot fill Redis for ever; trusted documents, from an Apollo persisted query
-manifest, stay until the manifest is loaded again.
+so clients cannot fill Redis for ever; trusted documents, from Apollo persisted query
+manifests, stay: loading a manifest adds its operations to those already trusted.
 """
 
 from __future__ import annotations
