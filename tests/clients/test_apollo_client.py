@@ -19,25 +19,29 @@ per-run nonce, so no document registered by another test is found by accident.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import os
-import shutil
-import socket
 import subprocess
-import sys
-import time
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.live import (
+    installed_as_locked,
+    locked_version,
+    node_executable,
+    npm_install,
+    run_node_script,
+    running_servers,
+    server_environment,
+)
+
 HERE = Path(__file__).parent
-ROOT = HERE.parent.parent
 SCRIPT = HERE / "apollo.mjs"
 GENERATOR = HERE / "node_modules" / "@apollo" / "generate-persisted-query-manifest" / "cli.js"
 PACKAGES = ("@apollo/client", "@apollo/generate-persisted-query-manifest", "graphql", "rxjs")
@@ -54,44 +58,13 @@ NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"
 HASH, HASH_AND_TEXT = "hash", "hash+text"
 
 
-def _locked_version(package: str) -> str:
-    lock = json.loads((HERE / "package-lock.json").read_text())
-    return lock["packages"][f"node_modules/{package}"]["version"]
-
-
-def _installed_version(package: str) -> str | None:
-    manifest = HERE / "node_modules" / package / "package.json"
-    return json.loads(manifest.read_text())["version"] if manifest.is_file() else None
-
-
 @pytest.fixture(scope="session")
 def node() -> str:
     """The `node` executable, with Apollo Client and its tools installed from the lockfile."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None:
-        pytest.fail("`node` is not on PATH: the Apollo Client test needs Node.js 20 or later", pytrace=False)
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < 20:
-        pytest.fail(f"the Apollo Client test needs Node.js 20 or later, found {version}", pytrace=False)
-    if any(_installed_version(p) != _locked_version(p) for p in PACKAGES):
-        if npm is None:
-            pytest.fail(
-                "`npm` is not on PATH: it is needed once to install Apollo Client "
-                f"(`npm ci` in {HERE.relative_to(ROOT)})",
-                pytrace=False,
-            )
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=600
-        )
-        if installed.returncode != 0:
-            pytest.fail(f"`npm ci` failed in {HERE}:\n{installed.stdout}\n{installed.stderr}", pytrace=False)
+    node = node_executable(20, "the Apollo Client test needs")
+    if not installed_as_locked(HERE, PACKAGES):
+        npm_install(HERE, "Apollo Client")
     return node
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -100,58 +73,17 @@ def start_servers(settings: Any, tmp_path: Path) -> Iterator[Callable[..., list[
 
     Returns their GraphQL URLs; the processes start together and stop with the test.
     """
-    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+    with ExitStack() as stack:
 
-    def start(*changes: dict[str, str]) -> list[str]:
-        bases = []
-        for changed in changes:
-            port = _free_port()
-            home = tmp_path / f"server-{port}"
-            home.mkdir()
-            env = {
-                **os.environ,
-                "DATABASE_URL": settings.database_url,
-                "REDIS_URL": settings.redis_url,
-                "JWT_SECRET": str(settings.jwt_secret),
-                "TENANTQL_HOME": str(home),
-                "LOG_FORMAT": "json",
-                **changed,
-            }
-            log = home / "stderr.log"
-            with log.open("wb") as stderr:
-                process = subprocess.Popen(
-                    [
-                        *(sys.executable, "-m", "uvicorn", "tenantql.app:app_from_env", "--factory"),
-                        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-                    ],
-                    cwd=home,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr,
-                )
-            started.append((process, log))
-            bases.append((f"http://127.0.0.1:{port}", process, log))
-        deadline = time.monotonic() + 60
-        for base, process, log in bases:
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"the server exited:\n{log.read_text()}", pytrace=False)
-                try:
-                    if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"the server did not become ready within 60 s:\n{log.read_text()}"
-                time.sleep(0.05)
-        return [f"{base}/graphql" for base, _, _ in bases]
+        def start(*changes: dict[str, str]) -> list[str]:
+            envs = []
+            for changed in changes:
+                home = Path(tempfile.mkdtemp(prefix="server-", dir=tmp_path))
+                envs.append(server_environment(settings, TENANTQL_HOME=str(home), **changed))
+            bases = stack.enter_context(running_servers(*envs, cwd=tmp_path))
+            return [f"{base}/graphql" for base in bases]
 
-    try:
         yield start
-    finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -171,26 +103,9 @@ def manifest(node: str, tmp_path: Path) -> Path:
 
 async def run_apollo(node: str, url: str, token: str, *clients: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Run `apollo.mjs` with these client plans; returns each client's requests and results by label."""
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(SCRIPT),
-        url,
-        cwd=HERE,
-        env={**os.environ, "TENANTQL_TOKEN": token},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     plan = json.dumps({"clients": list(clients)}).encode()
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(plan), timeout=60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, f"apollo.mjs failed ({process.returncode}):\n{stderr.decode()}"
-    output = json.loads(stdout)
-    assert output["apolloClient"] == _locked_version("@apollo/client")
+    output = json.loads(await run_node_script(node, SCRIPT, url, token, seconds=60, stdin=plan))
+    assert output["apolloClient"] == locked_version(HERE, "@apollo/client")
     print(json.dumps(output, indent=2))  # shown with -s or -rP
     return {client["label"]: client for client in output["clients"]}
 

@@ -9,21 +9,22 @@ each SHOULD we do not meet must be explained in this folder's README.md.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.live import (
+    installed_as_locked,
+    node_executable,
+    npm_install,
+    run_node_script,
+    running_server,
+    server_environment,
+)
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -31,106 +32,22 @@ ARTIFACT = ROOT / "test-artifacts" / "graphql-http-audits.json"
 AUDIT_SCRIPT = HERE / "audit.mjs"
 
 
-def _locked_version(package: str) -> str:
-    lock = json.loads((HERE / "package-lock.json").read_text())
-    return lock["packages"][f"node_modules/{package}"]["version"]
-
-
-def _installed_version(package: str) -> str | None:
-    manifest = HERE / "node_modules" / package / "package.json"
-    return json.loads(manifest.read_text())["version"] if manifest.is_file() else None
-
-
 @pytest.fixture(scope="session")
 def node() -> str:
     """The `node` executable, with the audit's npm packages installed from the lockfile."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None:
-        pytest.fail("`node` is not on PATH: the graphql-http audits need Node.js 18 or later", pytrace=False)
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < 18:
-        pytest.fail(f"the graphql-http audits need Node.js 18 or later (global fetch), found {version}", pytrace=False)
-    if any(_installed_version(p) != _locked_version(p) for p in ("graphql-http", "graphql")):
-        if npm is None:
-            pytest.fail(
-                "`npm` is not on PATH: it is needed once to install the graphql-http audits "
-                f"(`npm ci` in {HERE.relative_to(ROOT)})",
-                pytrace=False,
-            )
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=600
-        )
-        if installed.returncode != 0:
-            pytest.fail(f"`npm ci` failed in {HERE}:\n{installed.stdout}\n{installed.stderr}", pytrace=False)
+    node = node_executable(18, "the graphql-http audits need", why="global fetch")
+    if not installed_as_locked(HERE, ("graphql-http", "graphql")):
+        npm_install(HERE, "the graphql-http audits")
     return node
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def server(settings: Any, tmp_path: Path) -> Iterator[str]:
     """One uvicorn process on the session's PostgreSQL and Redis; yields its GraphQL URL."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": str(settings.jwt_secret),
-        "TENANTQL_HOME": str(tmp_path),
-        "INTROSPECTION": "true",  # one MUST audit asks for `__type`
-        "LOG_FORMAT": "json",
-    }
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "tenantql.app:app_from_env", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited:\n{process.stderr.read().decode()}", pytrace=False)
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready within 60 s"
-            time.sleep(0.1)
+    # One MUST audit asks for `__type`.
+    env = server_environment(settings, TENANTQL_HOME=str(tmp_path), INTROSPECTION="true")
+    with running_server(env, cwd=tmp_path) as base:
         yield f"{base}/graphql"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-async def _run_audits(node: str, url: str, token: str) -> list[dict[str, Any]]:
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(AUDIT_SCRIPT),
-        url,
-        cwd=HERE,
-        env={**os.environ, "TENANTQL_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=180)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, f"audit.mjs failed ({process.returncode}):\n{stderr.decode()}"
-    return json.loads(stdout)
 
 
 def _line(result: dict[str, Any]) -> str:
@@ -146,7 +63,7 @@ def _summary(results: list[dict[str, Any]]) -> str:
 
 async def test_graphql_http_server_audits(node: str, server: str, make_tenant: Callable[..., Any], record_property):
     tenant = await make_tenant()
-    results = await _run_audits(node, server, tenant.token())
+    results = json.loads(await run_node_script(node, AUDIT_SCRIPT, server, tenant.token(), seconds=180))
 
     ARTIFACT.parent.mkdir(exist_ok=True)
     ARTIFACT.write_text(json.dumps(results, indent=2) + "\n")

@@ -6,8 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -19,6 +17,7 @@ import pytest
 from tenantql.app import create_app
 from tenantql.graphiql import ASSETS, CDN, DEFAULT_DIRECTORY, PACKAGES, STATIC_PATH, missing_assets
 from tenantql.settings import GraphiQLAssets, Settings
+from tests.live import npm_install
 
 GRAPHIQL = DEFAULT_DIRECTORY.parent
 HTML = {"Accept": "text/html"}
@@ -29,20 +28,7 @@ REFERENCE = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)="([^"]*)\"""")
 def graphiql_assets() -> Path:
     """`graphiql/node_modules` as `package-lock.json` pins it: what `make install` does, done if it was not."""
     if missing_assets(DEFAULT_DIRECTORY):
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail(
-                "`npm` is not on PATH: it is needed to install GraphiQL's assets (`make install`)", pytrace=False
-            )
-        installed = subprocess.run(
-            [npm, "ci", "--omit=dev", "--no-audit", "--no-fund"],
-            cwd=GRAPHIQL,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if installed.returncode != 0:
-            pytest.fail(f"`npm ci` failed in {GRAPHIQL}:\n{installed.stdout}\n{installed.stderr}", pytrace=False)
+        npm_install(GRAPHIQL, "GraphiQL's assets", options=["--omit=dev"], how="`make install`")
     assert missing_assets(DEFAULT_DIRECTORY) == []
     return DEFAULT_DIRECTORY
 

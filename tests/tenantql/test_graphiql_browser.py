@@ -8,33 +8,23 @@ loads come from one uvicorn process on the session's PostgreSQL and Redis.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from auth.tenant import Role
 from tests.conftest import TenantHandle
+from tests.live import running_server, server_environment
 from tests.tenantql.test_graphiql import graphiql_assets  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "test-artifacts" / "graphiql.png"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 QUERY = "{ viewer { tenant { slug } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -56,46 +46,16 @@ async def demo_tenant(make_tenant: Callable[..., Any]) -> TenantHandle:
 @pytest.fixture
 def server(settings: Any, demo_tenant: TenantHandle, graphiql_assets: Path, tmp_path: Path) -> Iterator[str]:  # noqa: F811
     """`tenantql` in a uvicorn process whose GraphiQL is pre-filled with the demo tenant's token."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": str(settings.jwt_secret),
-        "TENANTQL_HOME": str(tmp_path),
-        "TENANTQL_GRAPHIQL_TOKEN": demo_tenant.token(Role.VIEWER),
-        "GRAPHIQL": "true",
-        "GRAPHIQL_ASSETS": "local",
-        "GRAPHIQL_ASSETS_DIR": str(graphiql_assets),
-        "LOG_FORMAT": "json",
-    }
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "tenantql.app:app_from_env", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        cwd=tmp_path,  # no .env of the work tree
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    env = server_environment(
+        settings,
+        TENANTQL_HOME=str(tmp_path),
+        TENANTQL_GRAPHIQL_TOKEN=demo_tenant.token(Role.VIEWER),
+        GRAPHIQL="true",
+        GRAPHIQL_ASSETS="local",
+        GRAPHIQL_ASSETS_DIR=str(graphiql_assets),
     )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited:\n{process.stderr.read().decode()}", pytrace=False)
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready within 60 s"
-            time.sleep(0.1)
+    with running_server(env, cwd=tmp_path) as base:  # no .env of the work tree
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 async def test_graphiql_runs_a_query_offline_with_the_demo_token(chromium: str, server: str, demo_tenant):

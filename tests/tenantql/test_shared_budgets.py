@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -23,15 +19,10 @@ from db.buckets import KEY_PREFIX
 from tenantql.app import create_app
 from tenantql.embedded import EmbeddedRedis
 from tests.conftest import TenantHandle
+from tests.live import running_servers, server_environment
 
 # 2 + 8 x 1: the SMALL data set has 12 shipments, so the actual cost is the requested one.
 TEN_POINTS = {"query": "{ shipments(first: 8) { edges { node { customer { name } } } } }"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def small_budget(owner_engine, tenant: TenantHandle, per_minute: int) -> None:
@@ -45,55 +36,9 @@ async def small_budget(owner_engine, tenant: TenantHandle, per_minute: int) -> N
 @pytest.fixture
 def two_servers(settings) -> Iterator[list[str]]:
     """Two uvicorn processes on the session's PostgreSQL and Redis."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": str(settings.jwt_secret),
-        "TENANT_CACHE_SECONDS": "0.5",
-        "LOG_FORMAT": "json",
-    }
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tenantql.app:app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for port in ports
-    ]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        deadline = time.monotonic() + 60
-        for url, process in zip(urls, processes, strict=True):
-            while True:
-                assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-                try:
-                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not become ready"
-                time.sleep(0.1)
+    env = server_environment(settings, TENANT_CACHE_SECONDS="0.5")
+    with running_servers(env, env) as urls:
         yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
 
 
 async def test_two_server_processes_share_one_budget(owner_engine, acme, two_servers):
