@@ -6,8 +6,10 @@ and each process keeps the documents it has seen in memory for good (bounded by 
 a known hash costs no Redis round trip after its first use.
 
 Registered (APQ) documents expire after `apq_ttl` seconds without being registered again,
-so clients cannot fill Redis for ever; trusted documents, from Apollo persisted query
-manifests, stay: loading a manifest adds its operations to those already trusted.
+so clients cannot fill Redis for ever. Trusted documents come from an Apollo persisted
+query manifest: loading one replaces the trusted set (or adds to it, when asked), and a
+process trusts what it remembers for only `trusted_ttl` seconds before asking Redis
+again, so an operation taken out of the manifest stops running everywhere within that time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ log = logging.getLogger("tenantql.persisted")
 
 APQ_PREFIX = "tql:pq:apq:"
 TRUSTED_PREFIX = "tql:pq:trusted:"
+TRUSTED_KEYS = "tql:pq:trusted-keys"  # the keys the last loaded manifests wrote
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 
 
@@ -68,11 +73,15 @@ def read_manifest(path: str | Path) -> list[ManifestOperation]:
 class PersistedQueryStore:
     """Usage: `text = await store.lookup(hash)`; `await store.register(text)` after checking its hash."""
 
-    def __init__(self, redis: Redis, *, apq_ttl: int = 7 * 24 * 3600, cache_size: int = 4096) -> None:
+    def __init__(
+        self, redis: Redis, *, apq_ttl: int = 7 * 24 * 3600, trusted_ttl: float = 30.0, cache_size: int = 4096
+    ) -> None:
         self.redis = redis
         self.apq_ttl = apq_ttl
+        self.trusted_ttl = trusted_ttl
         self.cache_size = cache_size
-        self._documents: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, id) -> text
+        # (kind, id) -> (text, monotonic time until which it may be answered from memory)
+        self._documents: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
 
     async def trusted(self, document_id: str) -> str | None:
         """The manifest's document under this id (its own or its text's SHA-256)."""
@@ -100,22 +109,40 @@ class PersistedQueryStore:
         except (RedisError, OSError) as error:
             log.warning("could not register a persisted query: %s", error)
 
-    async def load_manifest(self, operations: list[ManifestOperation]) -> int:
-        """Trust a manifest's documents, by id and by the SHA-256 of their text."""
+    async def load_manifest(self, operations: list[ManifestOperation], *, replace: bool = True) -> int:
+        """Trust a manifest's documents, by id and by the SHA-256 of their text.
+
+        With `replace`, documents of earlier manifests that this one lacks stop being trusted."""
         mapping = {}
         for operation in operations:
             mapping[TRUSTED_PREFIX + operation.id] = operation.body
             mapping[TRUSTED_PREFIX + sha256_of(operation.body)] = operation.body
-        if mapping:
-            await self.redis.mset(mapping)
+        earlier = {key.decode() for key in await self.redis.smembers(TRUSTED_KEYS)} if replace else set()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if mapping:
+                pipe.mset(mapping)
+            if stale := earlier - mapping.keys():
+                pipe.delete(*stale)
+            if replace:
+                pipe.delete(TRUSTED_KEYS)
+            if mapping:
+                pipe.sadd(TRUSTED_KEYS, *mapping)
+            await pipe.execute()
+        for key in stale:
+            self._documents.pop(("trusted", key.removeprefix(TRUSTED_PREFIX)), None)
         for key, text in mapping.items():
             self._remember(("trusted", key.removeprefix(TRUSTED_PREFIX)), text)
         return len(operations)
 
     def _cached(self, key: tuple[str, str]) -> str | None:
-        text = self._documents.get(key)
-        if text is not None:
-            self._documents.move_to_end(key)
+        entry = self._documents.get(key)
+        if entry is None:
+            return None
+        text, fresh_until = entry
+        if fresh_until < time.monotonic():
+            del self._documents[key]
+            return None
+        self._documents.move_to_end(key)
         return text
 
     async def _get(self, kind: str, prefix: str, key: str) -> str | None:
@@ -133,7 +160,9 @@ class PersistedQueryStore:
         return text
 
     def _remember(self, key: tuple[str, str], text: str) -> None:
-        self._documents[key] = text
+        # What a hash names never changes; whether a document is trusted can.
+        fresh_until = time.monotonic() + self.trusted_ttl if key[0] == "trusted" else math.inf
+        self._documents[key] = (text, fresh_until)
         self._documents.move_to_end(key)
         while len(self._documents) > self.cache_size:
             self._documents.popitem(last=False)
@@ -142,6 +171,7 @@ class PersistedQueryStore:
 __all__ = [
     "APQ_PREFIX",
     "MANIFEST_FORMAT",
+    "TRUSTED_KEYS",
     "TRUSTED_PREFIX",
     "ManifestError",
     "ManifestOperation",

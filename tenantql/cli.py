@@ -249,7 +249,7 @@ def cmd_persisted_load(args: argparse.Namespace, settings: Settings) -> int:
             if not configured.redis_url:
                 raise SystemExit("tenantql persisted load: set REDIS_URL (the store every server reads)")
             async with Redis.from_url(configured.redis_url) as redis:
-                count = await PersistedQueryStore(redis).load_manifest(operations)
+                count = await PersistedQueryStore(redis).load_manifest(operations, replace=not args.add)
             print(f"trusted {count} operations of {args.file}", flush=True)
 
     asyncio.run(run())
@@ -329,9 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
         "load",
         help="trust the operations of an Apollo persisted query manifest",
         description="Store the operations of FILE (an Apollo persisted query manifest) in Redis, where every "
-        "server finds them by id or by the SHA-256 of their text. Loading a manifest again adds its operations.",
+        "server finds them by id or by the SHA-256 of their text. They replace the operations trusted before, "
+        "which every server stops running within 30 seconds; with --add they join them.",
     )
     load.add_argument("file", metavar="FILE", help="the manifest (JSON)")
+    load.add_argument("--add", action="store_true", help="keep the operations trusted before")
     load.set_defaults(handler=cmd_persisted_load)
     return parser
 

@@ -16,7 +16,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 
-from db.persisted_queries import APQ_PREFIX, sha256_of
+from db.persisted_queries import APQ_PREFIX, ManifestOperation, PersistedQueryStore, sha256_of
 from tenantql.app import create_app
 from tenantql.settings import PersistedMode
 
@@ -211,3 +211,39 @@ async def test_a_hash_the_process_has_seen_costs_no_redis_round_trip(client, ser
         del services.redis.execute_command
     assert "errors" not in response.json()
     assert calls == ["EVALSHA"]  # the budget's charge, and nothing for the document
+
+
+def operation(name: str) -> ManifestOperation:
+    return ManifestOperation(id=f"id-{name}", name=name, type="query", body=f"query {name} {{ viewer {{ role }} }}")
+
+
+async def test_loading_a_manifest_replaces_the_trusted_set_unless_added_to(urls):
+    first, second, third = operation("First"), operation("Second"), operation("Third")
+    async with Redis.from_url(urls.redis_url) as redis:
+        loader = PersistedQueryStore(redis)
+        server = PersistedQueryStore(redis, trusted_ttl=0)  # another process, asking Redis every time
+        await loader.load_manifest([first])
+        assert await server.trusted(first.id) == first.body
+        assert await server.is_trusted(first.body)
+
+        await loader.load_manifest([second])
+        assert await server.trusted(first.id) is None and not await server.is_trusted(first.body)
+        assert await loader.trusted(first.id) is None  # the loading process forgets at once
+        assert await server.trusted(second.id) == second.body
+
+        await loader.load_manifest([third], replace=False)
+        assert await server.trusted(second.id) == second.body and await server.trusted(third.id) == third.body
+
+
+async def test_a_process_trusts_what_it_remembers_only_for_a_while(urls):
+    listed = operation("Remembered")
+    async with Redis.from_url(urls.redis_url) as redis:
+        loader, server = PersistedQueryStore(redis), PersistedQueryStore(redis, trusted_ttl=30)
+        await loader.load_manifest([listed])
+        assert await server.trusted(listed.id) == listed.body
+        await loader.load_manifest([operation("Other")])
+        assert await server.trusted(listed.id) == listed.body  # still remembered
+        for key in list(server._documents):
+            text, _ = server._documents[key]
+            server._documents[key] = (text, 0.0)  # as if 30 seconds had passed
+        assert await server.trusted(listed.id) is None
