@@ -82,9 +82,20 @@ class PersistedQueryStore:
         self.cache_size = cache_size
         # (kind, id) -> (text, monotonic time until which it may be answered from memory)
         self._documents: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        self._pinned: dict[str, str] = {}  # id or SHA-256 -> text: this process's own manifest
+
+    def pin(self, operations: list[ManifestOperation]) -> None:
+        """Trust a manifest in this process for its whole life, whatever Redis holds or says.
+
+        For the manifest a server is configured with: it keeps running its operations
+        through a Redis outage, and a manifest loaded later elsewhere does not take them away."""
+        for operation in operations:
+            self._pinned[operation.id] = self._pinned[sha256_of(operation.body)] = operation.body
 
     async def trusted(self, document_id: str) -> str | None:
         """The manifest's document under this id (its own or its text's SHA-256)."""
+        if (pinned := self._pinned.get(document_id)) is not None:
+            return pinned
         return await self._get("trusted", TRUSTED_PREFIX, document_id)
 
     async def lookup(self, sha256: str) -> str | None:

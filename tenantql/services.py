@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.authenticate import Authenticator
@@ -57,8 +58,13 @@ class Services:
         costs = CostPolicy(buckets)
         store = PersistedQueryStore(redis)
         if settings.persisted_query_manifest:
-            count = await store.load_manifest(read_manifest(settings.persisted_query_manifest))
-            log.info("trusted %d operations of %s", count, settings.persisted_query_manifest)
+            operations = read_manifest(settings.persisted_query_manifest)
+            store.pin(operations)
+            try:
+                await store.load_manifest(operations)
+            except (RedisError, OSError) as error:
+                log.warning("could not share the persisted query manifest through Redis: %s", error)
+            log.info("trusted %d operations of %s", len(operations), settings.persisted_query_manifest)
         persisted = PersistedQueries(store, settings.persisted_queries, settings.persisted_query_strict_clients)
         return cls(
             settings=settings,

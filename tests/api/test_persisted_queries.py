@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -247,3 +248,18 @@ async def test_a_process_trusts_what_it_remembers_only_for_a_while(urls):
             text, _ = server._documents[key]
             server._documents[key] = (text, 0.0)  # as if 30 seconds had passed
         assert await server.trusted(listed.id) is None
+
+
+async def test_a_server_started_with_a_manifest_keeps_it_through_a_redis_outage(settings, manifest, acme):
+    """Redis on a port where nothing listens: the configured manifest still runs, others are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    changes = {"redis_url": dead, "persisted_queries": PersistedMode.STRICT, "persisted_query_manifest": str(manifest)}
+    app = create_app(replace(settings, **changes))
+    async with LifespanManager(app) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t.test") as http:
+            listed = await http.post("/graphql", json={"documentId": "listed-1"}, headers=acme.headers())
+            assert listed.json()["data"] == {"viewer": {"role": "ADMIN"}}
+            other = await http.post("/graphql", json={"query": UNLISTED}, headers=acme.headers())
+            assert code(other) == "PERSISTED_QUERY_NOT_IN_LIST"
