@@ -8,9 +8,10 @@ from typing import Protocol
 
 from auth.errors import AuthError, forbidden, suspended, unauthenticated
 from auth.jwt import Claims, JWTVerifier
-from auth.tenant import TenantContext, TenantLookup, TenantStatus
+from auth.tenant import Plan, TenantContext, TenantLookup, TenantStatus
 
 API_KEY_PREFIX = "tql_"
+API_KEY_PLANS = frozenset({Plan.SCALE, Plan.ENTERPRISE})
 
 
 class ApiKeyVerifier(Protocol):
@@ -66,6 +67,8 @@ class Authenticator:
             raise forbidden("X-Tenant-ID does not match the credential's tenant")
         if tenant.status is TenantStatus.SUSPENDED:
             raise suspended(tenant.slug)
+        if api_key_id is not None and tenant.plan not in API_KEY_PLANS:
+            raise forbidden(f"API keys need the SCALE or ENTERPRISE plan; this tenant is on {tenant.plan.value}")
         return TenantContext(
             tenant_id=tenant.id,
             slug=tenant.slug,
@@ -90,4 +93,4 @@ def _names(value: str, tenant_id: uuid.UUID, slug: str) -> bool:
         return False
 
 
-__all__ = ["API_KEY_PREFIX", "ApiKeyVerifier", "AuthError", "Authenticator", "credential_from"]
+__all__ = ["API_KEY_PLANS", "API_KEY_PREFIX", "ApiKeyVerifier", "AuthError", "Authenticator", "credential_from"]

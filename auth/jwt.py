@@ -28,7 +28,7 @@ ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "P
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None  # None for an API key, which acts for its tenant, not for a user
     tenant_id: uuid.UUID
     role: Role
 

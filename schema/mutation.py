@@ -6,9 +6,10 @@ from typing import Any
 
 import strawberry
 
-from resolvers import customers, fleet, shipments
+from resolvers import api_keys, customers, fleet, shipments
 from resolvers.context import Info
 from resolvers.outcomes import Outcome
+from schema.types.api_keys import ApiKey, CreateApiKeyInput, CreateApiKeyPayload, RevokeApiKeyPayload
 from schema.types.logistics import Customer, Driver, Shipment, TrackingEvent, Vehicle
 from schema.types.payloads import (
     AssignDriverPayload,
@@ -98,6 +99,20 @@ class Mutation:
     async def cancel_shipment(self, info: Info, id: strawberry.ID) -> CancelShipmentPayload:
         outcome = await shipments.cancel_shipment(info.context, shipment_id=id)
         return CancelShipmentPayload(shipment=_shipment(outcome), user_errors=UserError.all_of(outcome))
+
+    @strawberry.mutation(description="Needs ADMIN and the SCALE or ENTERPRISE plan. The key is in the payload, once.")
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+        outcome = await api_keys.create_api_key(info.context, name=input.name, role=input.role)
+        if not outcome.ok or outcome.value is None:
+            return CreateApiKeyPayload(api_key=None, key=None, user_errors=UserError.all_of(outcome))
+        created, row = outcome.value
+        return CreateApiKeyPayload(api_key=ApiKey.from_row(row), key=created.key, user_errors=[])
+
+    @strawberry.mutation(description="Needs ADMIN. The key is refused from the next request on.")
+    async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
+        outcome = await api_keys.revoke_api_key(info.context, key_id=id)
+        row = outcome.value if outcome.ok else None
+        return RevokeApiKeyPayload(api_key=ApiKey.from_row(row) if row else None, user_errors=UserError.all_of(outcome))
 
 
 __all__ = ["Mutation"]

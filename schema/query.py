@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import customers, fleet, nodes, shipments
+from resolvers import api_keys, customers, fleet, nodes, shipments
 from resolvers.context import Info
 from schema.directives import PAGE_SIZE, Cost
+from schema.types.api_keys import ApiKey
 from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
 from schema.types.prefetch import prefetch_shipments
 from schema.types.relay import Connection, Node
@@ -59,6 +60,10 @@ class Query:
     @strawberry.field(description="Vehicles, oldest first.", directives=[PAGE_SIZE])
     async def vehicles(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Vehicle]:
         return Connection.of(await fleet.list_vehicles(info.context, first, after), Vehicle.from_row)
+
+    @strawberry.field(description="The tenant's API keys (never the keys themselves). Needs ADMIN.")
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        return [ApiKey.from_row(row) for row in await api_keys.list_api_keys(info.context)]
 
     @strawberry.field(
         description="The tenant's budget of query cost, after this operation was charged. Costs nothing.",

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.authenticate import Authenticator
 from auth.jwt import JWKSKeys, JWTVerifier
+from db.api_keys import ApiKeyDirectory
 from db.bucket_failover import FailoverBuckets
 from db.engine import create_app_engine
 from db.persisted_queries import PersistedQueryStore, read_manifest
@@ -71,7 +72,7 @@ class Services:
             engine=engine,
             redis=redis,
             tenants=tenants,
-            authenticator=Authenticator(verifier_for(settings), tenants),
+            authenticator=Authenticator(verifier_for(settings), tenants, ApiKeyDirectory(engine)),
             buckets=buckets,
             costs=costs,
             persisted=persisted,
