@@ -1,4 +1,4 @@
-"""`tenantql`: serve the API, migrate the database, print tokens, seed data."""
+"""`tenantql`: serve the API, migrate the database, print tokens, manage API keys, seed data."""
 
 from __future__ import annotations
 
@@ -13,20 +13,25 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Secret
 
+from auth.authenticate import API_KEY_PLANS
 from auth.jwt import issue_token
 from auth.tenant import Plan, Role
+from db import api_keys
 from db.engine import create_owner_engine
 from db.migrate import upgrade
 from db.models import Tenant, User
 from db.persisted_queries import ManifestError, PersistedQueryStore, read_manifest
 from db.seed import DEMO_TENANTS, DataSize, ensure_tenant, is_empty, seed_demo, seed_tenant_data
 from db.transaction import tenant_transaction
+from resolvers.ids import id_of
 from tenantql.embedded import EmbeddedServers
 from tenantql.logs import configure_logging
 from tenantql.settings import Settings
@@ -214,6 +219,117 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class CommandError(Exception):
+    """A refusal the user can act on: printed as `tenantql <command>: <message>`, exit code 2."""
+
+
+async def find_tenant(engine: AsyncEngine, slug: str) -> Any:
+    """The tenant row (id, slug, plan, status) for SLUG; CommandError when there is none."""
+    async with engine.connect() as connection:
+        found = (
+            await connection.execute(
+                select(Tenant.id, Tenant.slug, Tenant.plan, Tenant.status).where(Tenant.slug == slug)
+            )
+        ).one_or_none()
+    if found is None:
+        raise CommandError(f"no tenant with slug {slug!r}")
+    return found
+
+
+def refusing(command: str, run: Any) -> int:
+    """Run the coroutine `run()`; a CommandError becomes a message on stderr and exit code 2."""
+    try:
+        asyncio.run(run())
+    except CommandError as error:
+        print(f"tenantql {command}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def key_matches(key: Any, wanted: str) -> bool:
+    """KEY on the command line names a key by its id (uuid or global id), visible prefix or full text."""
+    if wanted == key.prefix or wanted == str(key.id) or id_of(wanted, "ApiKey") == key.id:
+        return True
+    return wanted.startswith(api_keys.KEY_PREFIX) and api_keys.hash_of(wanted) == key.key_hash
+
+
+def when(moment: datetime | None) -> str:
+    """A moment as one word, in UTC (`2026-11-23T13:15:00Z`), or `-` for never."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    name = (args.name or f"{args.role.value.lower()} key").strip()
+    if not name or len(name) > 100:
+        print("tenantql keys create: --name must be 1 to 100 characters", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant = await find_tenant(engine, args.tenant)
+            if tenant.plan not in API_KEY_PLANS:
+                raise CommandError(
+                    f"API keys need the SCALE or ENTERPRISE plan; tenant {tenant.slug!r} is on {tenant.plan.value}"
+                )
+            async with tenant_transaction(engine, tenant.id) as db:
+                created = await api_keys.create_key(db, name=name, role=args.role)
+        print(created.key, flush=True)
+        print(
+            f"created API key {created.prefix} ({name!r}, {args.role.value.lower()}) for tenant {tenant.slug!r}, "
+            f"id {created.id}.\nThe key is shown this once and only its hash is stored: keep it now.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return refusing("keys create", run)
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant = await find_tenant(engine, args.tenant)
+            async with tenant_transaction(engine, tenant.id) as db:
+                found = [key for key in await api_keys.list_keys(db) if key_matches(key, args.key.strip())]
+                if not found:
+                    raise CommandError(f"tenant {tenant.slug!r} has no API key {args.key!r}")
+                [key] = found
+                revoked_at = await api_keys.revoke_key(db, key.id)
+        if key.revoked_at is not None:
+            print(f"API key {key.prefix} of {tenant.slug!r} was already revoked at {when(key.revoked_at)}", flush=True)
+        else:
+            print(f"revoked API key {key.prefix} of {tenant.slug!r} at {when(revoked_at)}", flush=True)
+
+    return refusing("keys revoke", run)
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant = await find_tenant(engine, args.tenant)
+            async with tenant_transaction(engine, tenant.id) as db:
+                keys = await api_keys.list_keys(db)
+        if not keys:
+            print(f"tenant {tenant.slug!r} has no API keys", file=sys.stderr, flush=True)
+            return
+        rows = [("PREFIX", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED")]
+        rows += [
+            (
+                key.prefix,
+                key.name,
+                key.role.value.lower(),
+                when(key.created_at),
+                when(key.last_used_at),
+                when(key.revoked_at),
+            )
+            for key in keys
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), flush=True)
+
+    return refusing("keys list", run)
+
+
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     size = DataSize(
         customers=max(1, args.customers or args.shipments // 10),
@@ -300,6 +416,40 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, type=parse_role, metavar="ROLE", help="admin, member or viewer")
     token.add_argument("--ttl", type=parse_ttl, default=3600, metavar="DURATION", help="lifetime, e.g. 30m, 1h, 7d")
     token.set_defaults(handler=cmd_token)
+
+    keys = commands.add_parser(
+        "keys",
+        help="API keys of SCALE and ENTERPRISE tenants",
+        description="Create, list and revoke a tenant's API keys. A key is sent as `X-API-Key: tql_…` or "
+        "`Authorization: Bearer tql_…` and acts as its tenant with the role it was given.",
+    )
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    keys_create = keys_commands.add_parser(
+        "create",
+        help="create an API key and print it (once)",
+        description="Create an API key for the tenant SLUG (SCALE or ENTERPRISE plan only) and print it alone on "
+        "stdout. Only its hash is stored: it cannot be shown again.",
+    )
+    keys_create.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant's slug, e.g. globex")
+    keys_create.add_argument("--role", required=True, type=parse_role, metavar="ROLE", help="admin, member or viewer")
+    keys_create.add_argument("--name", metavar="NAME", help="what the key is for (default '<role> key')")
+    keys_create.set_defaults(handler=cmd_keys_create)
+    keys_revoke = keys_commands.add_parser(
+        "revoke",
+        help="revoke an API key for good",
+        description="Revoke the tenant's key KEY: its id, its visible prefix (tql_xxxxxxxx) or the key itself. "
+        "Requests with it are refused from then on. Revoking a revoked key changes nothing.",
+    )
+    keys_revoke.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant's slug")
+    keys_revoke.add_argument("key", metavar="KEY", help="the key's id, prefix (tql_xxxxxxxx) or full text")
+    keys_revoke.set_defaults(handler=cmd_keys_revoke)
+    keys_list = keys_commands.add_parser(
+        "list",
+        help="list a tenant's API keys (never the keys themselves)",
+        description="List the tenant's API keys: prefix, name, role, when created, last used and revoked.",
+    )
+    keys_list.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant's slug")
+    keys_list.set_defaults(handler=cmd_keys_list)
 
     seed = commands.add_parser(
         "seed",
