@@ -1,0 +1,52 @@
+"""The audit log: who changed what in a tenant, written in the same transaction as the change.
+
+Because the row is written by the mutation's own transaction, a change that is rolled back
+leaves no audit row, and a committed change always has one. Rows live under RLS like any
+tenant table: a tenant's admins read their own log and nobody else's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert
+
+from db.models import AuditEntry
+from resolvers.context import Context
+
+_audit_log = AuditEntry.__table__
+
+
+def actor_of(ctx: Context) -> str:
+    """`user:<id>`, or `api_key:<id>` for a request made with an API key."""
+    tenant = ctx.tenant
+    if tenant.api_key_id is not None:
+        return f"api_key:{tenant.api_key_id}"
+    return f"user:{tenant.user_id}" if tenant.user_id else "unknown"
+
+
+async def record(
+    ctx: Context, action: str, target_id: uuid.UUID | None, changes: Mapping[str, Any] | None = None
+) -> None:
+    """Write one audit row in the request's transaction; call it inside the mutation's `atomic()`."""
+    await ctx.db.write(
+        insert(_audit_log).values(
+            tenant_id=ctx.db.tenant_id,
+            actor=actor_of(ctx),
+            action=action,
+            target_id=target_id,
+            changes=_jsonable(changes) if changes else None,
+        )
+    )
+
+
+def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: value if isinstance(value, str | int | float | bool | None) else str(value)
+        for key, value in changes.items()
+    }
+
+
+__all__ = ["actor_of", "record"]
