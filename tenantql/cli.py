@@ -1,9 +1,10 @@
-"""`tenantql`: serve the API, migrate the database, print tokens, manage API keys, seed data."""
+"""`tenantql`: serve the API, migrate the database, print tokens, manage tenants and API keys, seed data."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ from starlette.datastructures import Secret
 from auth.authenticate import API_KEY_PLANS
 from auth.jwt import issue_token
 from auth.tenant import Plan, Role
-from db import api_keys
+from db import api_keys, platform
 from db.engine import create_owner_engine
 from db.migrate import upgrade
 from db.models import Tenant, User
@@ -129,6 +130,19 @@ def parse_role(value: str) -> Role:
     if role is None:
         raise argparse.ArgumentTypeError("one of admin, member, viewer")
     return role
+
+
+def parse_plan(value: str) -> Plan:
+    plan = Plan.__members__.get(value.strip().upper())
+    if plan is None:
+        raise argparse.ArgumentTypeError(f"one of {', '.join(Plan)}")
+    return plan
+
+
+def parse_budget(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("a whole number of points per minute, at least 1")
+    return int(value)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -237,10 +251,10 @@ async def find_tenant(engine: AsyncEngine, slug: str) -> Any:
 
 
 def refusing(command: str, run: Any) -> int:
-    """Run the coroutine `run()`; a CommandError becomes a message on stderr and exit code 2."""
+    """Run the coroutine `run()`; a CommandError or PlatformError becomes a message on stderr and exit code 2."""
     try:
         asyncio.run(run())
-    except CommandError as error:
+    except (CommandError, platform.PlatformError) as error:
         print(f"tenantql {command}: {error}", file=sys.stderr)
         return 2
     return 0
@@ -323,11 +337,125 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
             )
             for key in keys
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), flush=True)
+        print_table(rows)
 
     return refusing("keys list", run)
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    """Rows as aligned columns, the first row being the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), flush=True)
+
+
+def operator() -> str:
+    """Who runs a platform command, as the tenant's audit log names them: `platform:cli:<os user>`."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry, e.g. a container's bare uid
+        user = f"uid{os.getuid()}"
+    return f"platform:cli:{user}"
+
+
+def applied_within(settings: Settings) -> str:
+    return f"running servers apply it within {settings.tenant_cache_seconds:g} s (TENANT_CACHE_SECONDS)"
+
+
+def cmd_tenants_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant, created = await platform.create_tenant(
+                engine,
+                slug=args.slug,
+                name=args.name,
+                plan=args.plan,
+                admin_email=args.admin_email,
+                admin_name=args.admin_name,
+                actor=operator(),
+                reason=args.reason,
+            )
+        print(tenant.id, flush=True)
+        if created:
+            message = f"created tenant {tenant.slug!r} ({tenant.plan.value}) with admin {args.admin_email.strip()}"
+        else:
+            message = f"tenant {tenant.slug!r} already existed (created {when(tenant.created_at)}): nothing changed"
+            if tenant.plan is not args.plan:
+                message += f"; it is on {tenant.plan.value}, use `tenantql tenants set-plan` to change that"
+        print(message, file=sys.stderr, flush=True)
+
+    return refusing("tenants create", run)
+
+
+def cmd_tenants_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenants = await platform.list_tenants(engine)
+        if not tenants:
+            print("no tenants yet: `tenantql tenants create` makes one", file=sys.stderr, flush=True)
+            return
+        rows = [("SLUG", "PLAN", "STATUS", "BUDGET", "CREATED", "NAME")]
+        rows += [
+            (
+                tenant.slug,
+                tenant.plan.value,
+                tenant.status.value,
+                str(tenant.rate_limit_per_minute) if tenant.rate_limit_per_minute else "-",
+                when(tenant.created_at),
+                tenant.name,
+            )
+            for tenant in tenants
+        ]
+        print_table(rows)
+
+    return refusing("tenants list", run)
+
+
+def cmd_tenants_set_plan(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant, changed = await platform.set_plan(
+                engine,
+                args.slug,
+                args.plan,
+                rate_limit_per_minute=args.budget,
+                actor=operator(),
+                reason=args.reason,
+            )
+        budget = f" with a budget of {tenant.rate_limit_per_minute} points per minute" if args.budget else ""
+        if changed:
+            print(f"tenant {tenant.slug!r} is now on {tenant.plan.value}{budget}; {applied_within(configured)}")
+        else:
+            print(f"tenant {tenant.slug!r} was already on {tenant.plan.value}{budget}: nothing changed")
+
+    return refusing("tenants set-plan", run)
+
+
+def cmd_tenants_suspend(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant, changed = await platform.suspend(engine, args.slug, actor=operator(), reason=args.reason)
+        if changed:
+            print(
+                f"suspended tenant {tenant.slug!r}, keeping its data; its requests get TENANT_SUSPENDED: "
+                f"{applied_within(configured)}"
+            )
+        else:
+            print(f"tenant {tenant.slug!r} was already suspended: nothing changed")
+
+    return refusing("tenants suspend", run)
+
+
+def cmd_tenants_resume(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant, changed = await platform.resume(engine, args.slug, actor=operator(), reason=args.reason)
+        if changed:
+            print(f"resumed tenant {tenant.slug!r}; {applied_within(configured)}")
+        else:
+            print(f"tenant {tenant.slug!r} was not suspended: nothing changed")
+
+    return refusing("tenants resume", run)
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
@@ -451,6 +579,65 @@ def build_parser() -> argparse.ArgumentParser:
     keys_list.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant's slug")
     keys_list.set_defaults(handler=cmd_keys_list)
 
+    tenants = commands.add_parser(
+        "tenants",
+        help="onboard tenants, change their plans, suspend and resume them",
+        description="Platform operations on tenants, run as the owner role (DATABASE_OWNER_URL). Every change is "
+        "written to the tenant's audit log as `platform:cli:<your login>`, with the reason given.",
+    )
+    tenants_commands = tenants.add_subparsers(dest="tenants_command", required=True, metavar="COMMAND")
+    tenants_create = tenants_commands.add_parser(
+        "create",
+        help="create a tenant with its first admin user (idempotent)",
+        description="Create the tenant SLUG with an ADMIN user and print its id. For a slug that exists, print "
+        "the existing tenant's id and change nothing, whatever the other options say.",
+    )
+    tenants_create.add_argument(
+        "--slug", required=True, metavar="SLUG", help="3 to 63 lowercase letters, digits and hyphens, e.g. acme"
+    )
+    tenants_create.add_argument("--name", required=True, metavar="NAME", help="the company's name")
+    tenants_create.add_argument("--admin-email", required=True, metavar="EMAIL", help="the first admin's email")
+    tenants_create.add_argument("--admin-name", metavar="NAME", help="the first admin's name")
+    tenants_create.add_argument(
+        "--plan", type=parse_plan, default="STARTER", metavar="PLAN", help=f"{', '.join(Plan)} (default STARTER)"
+    )
+    tenants_create.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    tenants_create.set_defaults(handler=cmd_tenants_create)
+    tenants_list = tenants_commands.add_parser(
+        "list",
+        help="list every tenant",
+        description="List the tenants: slug, plan, status, budget override (ENTERPRISE, points per minute), "
+        "when created and name.",
+    )
+    tenants_list.set_defaults(handler=cmd_tenants_list)
+    tenants_set_plan = tenants_commands.add_parser(
+        "set-plan",
+        help="move a tenant to another plan",
+        description="Put the tenant SLUG on PLAN. Its budget is the plan's, or with --budget (ENTERPRISE only) "
+        "N points per minute; without --budget an earlier override is dropped.",
+    )
+    tenants_set_plan.add_argument("slug", metavar="SLUG", help="the tenant's slug")
+    tenants_set_plan.add_argument("plan", type=parse_plan, metavar="PLAN", help=", ".join(Plan))
+    tenants_set_plan.add_argument(
+        "--budget", type=parse_budget, metavar="N", help="ENTERPRISE only: the budget in points per minute"
+    )
+    tenants_set_plan.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    tenants_set_plan.set_defaults(handler=cmd_tenants_set_plan)
+    tenants_suspend = tenants_commands.add_parser(
+        "suspend",
+        help="refuse a tenant's requests, keeping its data",
+        description="Suspend the tenant SLUG: its requests get HTTP 403 TENANT_SUSPENDED; all its data is kept.",
+    )
+    tenants_suspend.add_argument("slug", metavar="SLUG", help="the tenant's slug")
+    tenants_suspend.add_argument("--reason", required=True, metavar="TEXT", help="why, for the audit log")
+    tenants_suspend.set_defaults(handler=cmd_tenants_suspend)
+    tenants_resume = tenants_commands.add_parser(
+        "resume", help="serve a suspended tenant again", description="Serve the suspended tenant SLUG again."
+    )
+    tenants_resume.add_argument("slug", metavar="SLUG", help="the tenant's slug")
+    tenants_resume.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    tenants_resume.set_defaults(handler=cmd_tenants_resume)
+
     seed = commands.add_parser(
         "seed",
         help="create tenants with generated data",
@@ -465,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--events", type=int, default=5, metavar="N", help="tracking events per shipment (default 5)")
     seed.add_argument(
         "--plan",
-        type=lambda v: Plan(v.upper()),
+        type=parse_plan,
         default="SCALE",
         metavar="PLAN",
         help="STARTER, GROWTH, SCALE or ENTERPRISE (default SCALE)",
