@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -82,6 +83,7 @@ class Tenant(Base):
     """A courier company. The only table without `tenant_id`: it *is* the tenant."""
 
     __tablename__ = "tenants"
+    __table_args__ = (CheckConstraint("custom_domain = lower(custom_domain)", name="custom_domain_lowercase"),)
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     slug: Mapped[str] = mapped_column(String(63), unique=True)
@@ -89,6 +91,7 @@ class Tenant(Base):
     plan: Mapped[Plan] = mapped_column(_enum(Plan), server_default=Plan.STARTER.value)
     status: Mapped[TenantStatus] = mapped_column(_enum(TenantStatus), server_default=TenantStatus.ACTIVE.value)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)  # ENTERPRISE override
+    custom_domain: Mapped[str | None] = mapped_column(Text, unique=True)  # public tracking host, lowercase
     created_at: Mapped[datetime] = _created_at()
 
 

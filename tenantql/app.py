@@ -16,6 +16,8 @@ from tenantql.graphql_http import GraphQLEndpoint
 from tenantql.logs import configure_logging
 from tenantql.metrics import metrics
 from tenantql.probes import health, ready
+from tenantql.public_tracking import PATH as PUBLIC_TRACKING_PATH
+from tenantql.public_tracking import PublicTrackingEndpoint
 from tenantql.services import Services
 from tenantql.settings import GraphiQLAssets, Settings
 
@@ -71,6 +73,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics),
+        Route(
+            PUBLIC_TRACKING_PATH,
+            PublicTrackingEndpoint(
+                tracking_domain=settings.tracking_domain,
+                host_cache_seconds=settings.tenant_cache_seconds,
+                introspection=settings.introspection,
+            ),
+        ),
     ]
     if settings.graphiql and settings.graphiql_assets is GraphiQLAssets.LOCAL:
         routes.append(graphiql_static(assets_dir))

@@ -63,6 +63,7 @@ class Settings:
     database_pool_size: int = 10
     database_statement_timeout_ms: int = 15_000
     tenant_cache_seconds: float = 5.0
+    tracking_domain: str | None = None  # public tracking at <slug>.<tracking_domain>; None: custom domains only
     graphiql_token: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -96,6 +97,7 @@ class Settings:
             database_pool_size=env("DATABASE_POOL_SIZE", cast=int, default=10),
             database_statement_timeout_ms=env("DATABASE_STATEMENT_TIMEOUT_MS", cast=int, default=15_000),
             tenant_cache_seconds=env("TENANT_CACHE_SECONDS", cast=float, default=5.0),
+            tracking_domain=env("TRACKING_DOMAIN", default="").strip().strip(".").lower() or None,
             graphiql_token=env("TENANTQL_GRAPHIQL_TOKEN", default=None) or None,
         )
 

@@ -1,0 +1,290 @@
+"""Public tracking at `/track/graphql`: a courier's end customers follow a parcel without an account.
+
+No credential: the tenant is the one the request host names (`db.public_tracking`), and an
+unknown or suspended tenant's host gets a 404 before any tenant is set. The schema is a
+separate one of three types, so nothing of the tenant API (customers, drivers, notes, ids)
+is reachable from here, not even by introspection. Each tenant's page is rate limited per
+client address, in the same shared buckets as query budgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.extensions import DisableIntrospection
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
+
+from auth.tenant import TenantStatus
+from db.buckets import Budget, Charge
+from db.public_tracking import PublicShipment as ShipmentRecord
+from db.public_tracking import TrackingHosts, find_public_shipment
+from resolvers.errors import ClientError
+from schema.extensions.cost_limit import THROTTLED
+from schema.extensions.documents import DocumentCache, Limits, PreparedDocuments
+from schema.extensions.error_codes import ErrorCodes, internal_error
+from schema.types.logistics import ShipmentStatus
+from tenantql.graphql_http import GRAPHQL_RESPONSE, RequestError, media_type_for, request_id_of
+from tenantql.services import Services
+
+log = logging.getLogger(__name__)
+
+PATH = "/track/graphql"
+UNKNOWN_HOST = "UNKNOWN_HOST"
+REQUESTS_PER_MINUTE = 60  # per tenant and client address
+MAX_BODY_BYTES = 16_384  # the largest honest request is an introspection query, a few kilobytes
+LIMITS = Limits(max_depth=3, max_aliases=10, max_tokens=500)
+JSON = "application/json"
+
+
+@strawberry.type(description="A point in a shipment's journey.")
+class PublicTrackingEvent:
+    status: ShipmentStatus
+    location: str | None
+    occurred_at: datetime
+
+
+@strawberry.type(description="What anyone holding the tracking number may know of a shipment.")
+class PublicShipment:
+    tracking_number: str
+    status: ShipmentStatus
+    events: list[PublicTrackingEvent] = strawberry.field(description="Newest first.")
+
+    @classmethod
+    def of(cls, record: ShipmentRecord) -> PublicShipment:
+        events = [
+            PublicTrackingEvent(status=e.status, location=e.location, occurred_at=e.occurred_at) for e in record.events
+        ]
+        return cls(tracking_number=record.tracking_number, status=record.status, events=events)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTenant:
+    """The host's tenant; named and shaped like the tenant API's, so ErrorCodes quotes the request id."""
+
+    tenant_id: uuid.UUID
+    request_id: str
+
+
+@dataclass(slots=True)
+class PublicContext:
+    tenant: PublicTenant
+    engine: AsyncEngine
+    lookups: int = 0
+
+
+Info = strawberry.Info[PublicContext, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The shipment with this tracking number; null if there is none.")
+    async def track_shipment(self, info: Info, tracking_number: str) -> PublicShipment | None:
+        context = info.context
+        # Aliases would let one request try many numbers past the per-request rate limit.
+        context.lookups += 1
+        if context.lookups > 1:
+            raise ClientError("one trackShipment per request")
+        found = await find_public_shipment(context.engine, context.tenant.tenant_id, tracking_number)
+        return PublicShipment.of(found) if found is not None else None
+
+
+class PublicSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Errors are logged once, by ErrorCodes, and only those that are the server's fault."""
+
+
+def build_public_schema(*, introspection: bool = True) -> PublicSchema:
+    documents = DocumentCache(LIMITS, maxsize=256)
+    chain: list[Any] = [ErrorCodes, lambda: PreparedDocuments(documents)]
+    if not introspection:
+        chain.append(DisableIntrospection)
+    return PublicSchema(query=Query, extensions=chain)
+
+
+def visitor_key(tenant_id: uuid.UUID, address: str) -> uuid.UUID:
+    """The bucket of one client address on one tenant's tracking host.
+
+    A version-5 UUID can never be a tenant's id (those are version 4), so these buckets sit
+    beside the tenants' query budgets in the same store and never draw from them."""
+    return uuid.uuid5(tenant_id, f"public-tracking:{address}")
+
+
+class PublicTrackingEndpoint:
+    """Usage: `Route(PATH, PublicTrackingEndpoint(tracking_domain=...))` in `create_app`."""
+
+    def __init__(
+        self,
+        *,
+        tracking_domain: str | None,
+        host_cache_seconds: float = 5.0,
+        introspection: bool = True,
+        requests_per_minute: int = REQUESTS_PER_MINUTE,
+    ) -> None:
+        self.hosts = TrackingHosts(tracking_domain, ttl_seconds=host_cache_seconds)
+        self.schema = build_public_schema(introspection=introspection)
+        self.budget = Budget.per_minute(requests_per_minute)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        media_type = media_type_for(request)
+        request_id = request_id_of(request)
+        services: Services = request.app.state.services
+        headers: dict[str, str] = {}
+        try:
+            if request.method not in ("GET", "POST"):
+                raise RequestError(
+                    "GraphQL is served over GET and POST",
+                    code="METHOD_NOT_ALLOWED",
+                    status=405,
+                    headers={"Allow": "GET, POST"},
+                )
+            site = await self.hosts.find(services.engine, request.headers.get("host", ""))
+            if site is None or site.status is not TenantStatus.ACTIVE:
+                # A suspended courier's customers learn no more than a stranger's.
+                raise RequestError("no tracking is served at this host", code=UNKNOWN_HOST, status=404)
+            address = request.client.host if request.client else "unknown"
+            charge = await services.buckets.charge(visitor_key(site.tenant_id, address), self.budget, 1)
+            headers = _rate_limit_headers(charge)
+            if not charge.charged:
+                retry_after = str(max(1, math.ceil(charge.retry_after)))
+                raise RequestError(
+                    f"too many tracking requests from this address; retry in {retry_after} s",
+                    code=THROTTLED,
+                    status=429,
+                    headers={**headers, "retry-after": retry_after},
+                )
+            query, variables, operation_name = await _operation(request)
+            context = PublicContext(tenant=PublicTenant(site.tenant_id, request_id), engine=services.engine)
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=operation_name,
+                allowed_operation_types=frozenset({OperationType.QUERY}),
+            )
+        except RequestError as error:
+            body = _errors(error.message, error.code)
+            return _response(body, error.status, media_type, request_id, {**headers, **error.headers})
+        except InvalidOperationTypeError:
+            return _response(
+                _errors("only queries are served here", "BAD_REQUEST"), 400, media_type, request_id, headers
+            )
+        except (MissingQueryError, CannotGetOperationTypeError):
+            body = _errors("send one query operation, named by operationName", "BAD_REQUEST")
+            return _response(body, 400, media_type, request_id, headers)
+
+        body: dict[str, Any] = {}
+        refused = result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+        if result.errors:
+            body["errors"] = [_format(error, request_id) for error in result.errors]
+        if not refused:
+            body["data"] = result.data
+        status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
+        return _response(body, status, media_type, request_id, headers)
+
+
+async def _operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The query, variables and operation name of a GET or POST; persisted queries and batches are not served."""
+    if request.method == "GET":
+        params = request.query_params
+        payload: Any = {
+            "query": params.get("query"),
+            "variables": _json(params.get("variables"), "variables"),
+            "operationName": params.get("operationName"),
+        }
+    else:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (JSON, GRAPHQL_RESPONSE):
+            raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
+        payload = _json(await _read_body(request), "the request body")
+    if not isinstance(payload, dict):
+        raise RequestError("the request body must be a JSON object with a `query`")
+    query, variables, name = payload.get("query"), payload.get("variables"), payload.get("operationName")
+    if not query or not isinstance(query, str):
+        raise RequestError("the request has no query")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError("`variables` must be an object")
+    if name is not None and not isinstance(name, str):
+        raise RequestError("`operationName` must be a string")
+    return query, variables, name or None
+
+
+async def _read_body(request: Request) -> bytes:
+    too_large = RequestError(
+        f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(value: str | bytes | None, name: str) -> Any:
+    if not value:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise RequestError(f"{name} is not valid JSON") from None
+
+
+def _rate_limit_headers(charge: Charge) -> dict[str, str]:
+    return {
+        "ratelimit-limit": str(charge.budget.capacity),
+        "ratelimit-remaining": str(math.floor(charge.available)),
+        "ratelimit-reset": str(charge.seconds_until_full),
+    }
+
+
+def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    formatted = dict(error.formatted)
+    if not (formatted.get("extensions") or {}).get("code"):
+        log.error("uncoded error in public tracking request %s", request_id, exc_info=error.original_error or error)
+        return dict(internal_error(request_id, nodes=error.nodes, path=error.path).formatted)
+    return formatted
+
+
+def _errors(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _response(
+    body: dict[str, Any], status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        headers={
+            "content-type": f"{media_type}; charset=utf-8",
+            "cache-control": "no-store",
+            "x-request-id": request_id,
+            **(headers or {}),
+        },
+    )
+
+
+__all__ = ["PATH", "UNKNOWN_HOST", "PublicTrackingEndpoint", "build_public_schema", "visitor_key"]
