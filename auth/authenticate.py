@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from auth.errors import AuthError, forbidden, suspended, unauthenticated
 from auth.jwt import Claims, JWTVerifier
-from auth.tenant import Plan, TenantContext, TenantLookup, TenantStatus
+from auth.tenant import Plan, Role, TenantContext, TenantLookup, TenantStatus
 
 API_KEY_PREFIX = "tql_"
 API_KEY_PLANS = frozenset({Plan.SCALE, Plan.ENTERPRISE})
@@ -18,6 +19,20 @@ class ApiKeyVerifier(Protocol):
     """Turns an API key into the claims it stands for; db/ implements it."""
 
     async def __call__(self, key: str, /) -> tuple[Claims, uuid.UUID] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A token's user as stored now: the role it acts with and whether it may act at all."""
+
+    role: Role
+    active: bool
+
+
+class UserLookup(Protocol):
+    """The user a token names, read afresh for every request; db/ implements it."""
+
+    async def __call__(self, tenant_id: uuid.UUID, user_id: uuid.UUID, /) -> UserRecord | None: ...
 
 
 def credential_from(headers: Mapping[str, str]) -> str:
@@ -42,10 +57,12 @@ class Authenticator:
         verifier: JWTVerifier,
         tenants: TenantLookup,
         api_keys: ApiKeyVerifier | None = None,
+        users: UserLookup | None = None,
     ) -> None:
         self.verifier = verifier
         self.tenants = tenants
         self.api_keys = api_keys
+        self.users = users
 
     async def authenticate(self, headers: Mapping[str, str], *, request_id: str) -> TenantContext:
         """Verify the credential, then the tenant it names; raises AuthError."""
@@ -69,6 +86,7 @@ class Authenticator:
             raise suspended(tenant.slug)
         if api_key_id is not None and tenant.plan not in API_KEY_PLANS:
             raise forbidden(f"API keys need the SCALE or ENTERPRISE plan; this tenant is on {tenant.plan.value}")
+        role = await self._current_role(tenant.id, claims)
         return TenantContext(
             tenant_id=tenant.id,
             slug=tenant.slug,
@@ -76,11 +94,26 @@ class Authenticator:
             plan=tenant.plan,
             status=tenant.status,
             user_id=claims.user_id,
-            role=claims.role,
+            role=role,
             request_id=request_id,
             rate_limit_per_minute=tenant.rate_limit_per_minute,
             api_key_id=api_key_id,
         )
+
+    async def _current_role(self, tenant_id: uuid.UUID, claims: Claims) -> Role:
+        """The role a token's user has in the database now, not the one the token was issued with.
+
+        Read on every request, so a deactivation or demotion holds from the next request on,
+        whatever the token's lifetime. An API key acts for no user: its role is the key's own.
+        """
+        if claims.user_id is None or self.users is None:
+            return claims.role
+        user = await self.users(tenant_id, claims.user_id)
+        if user is None:
+            raise unauthenticated("the token's user does not exist")
+        if not user.active:
+            raise unauthenticated("the user is deactivated")
+        return user.role
 
 
 def _names(value: str, tenant_id: uuid.UUID, slug: str) -> bool:
@@ -93,4 +126,13 @@ def _names(value: str, tenant_id: uuid.UUID, slug: str) -> bool:
         return False
 
 
-__all__ = ["API_KEY_PLANS", "API_KEY_PREFIX", "ApiKeyVerifier", "AuthError", "Authenticator", "credential_from"]
+__all__ = [
+    "API_KEY_PLANS",
+    "API_KEY_PREFIX",
+    "ApiKeyVerifier",
+    "AuthError",
+    "Authenticator",
+    "UserLookup",
+    "UserRecord",
+    "credential_from",
+]

@@ -8,6 +8,7 @@ from auth.authenticate import API_KEY_PLANS
 from auth.tenant import Role
 from db import api_keys
 from db.api_keys import NewKey
+from resolvers.audit import record
 from resolvers.context import Context
 from resolvers.errors import Forbidden
 from resolvers.ids import id_of
@@ -29,6 +30,8 @@ async def create_api_key(ctx: Context, *, name: str, role: Role) -> Outcome[tupl
         return failed
     async with ctx.db.atomic():
         created = await api_keys.create_key(ctx.db, name=key_name or "", role=role)
+        # The key and its hash are secrets: the log keeps only what the key list shows.
+        await record(ctx, "api_key.create", created.id, {"name": key_name, "role": role, "prefix": created.prefix})
         row = next(key for key in await api_keys.list_keys(ctx.db) if key.id == created.id)
     return Outcome((created, row))
 
@@ -36,7 +39,13 @@ async def create_api_key(ctx: Context, *, name: str, role: Role) -> Outcome[tupl
 async def revoke_api_key(ctx: Context, *, key_id: str) -> Outcome[Any]:
     ctx.require(Role.ADMIN)
     found = id_of(key_id, "ApiKey")
-    if found is None or await api_keys.revoke_key(ctx.db, found) is None:
+    if found is None:
+        return not_found(("id",), "API key")
+    async with ctx.db.atomic():
+        revoked_at = await api_keys.revoke_key(ctx.db, found)
+        if revoked_at is not None:
+            await record(ctx, "api_key.revoke", found, {"revoked_at": revoked_at})
+    if revoked_at is None:
         return not_found(("id",), "API key")
     row = next(key for key in await api_keys.list_keys(ctx.db) if key.id == found)
     return Outcome(row)

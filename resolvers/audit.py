@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Row, insert, select
 
+from auth.tenant import Role
 from db.models import AuditEntry
 from resolvers.context import Context
+from resolvers.pagination import Page, PageRequest
 
 _audit_log = AuditEntry.__table__
 
@@ -42,6 +44,29 @@ async def record(
     )
 
 
+async def list_audit_log(ctx: Context, first: int | None, after: str | None) -> Page[Row[Any]]:
+    """The tenant's log, newest first, for its admins.
+
+    Keyed on `(occurred_at, id)` like `ix_audit_log_tenant_newest`; `occurred_at` is also
+    selected as `created_at`, the name page cursors are made from.
+    """
+    ctx.require(Role.ADMIN)
+    request = PageRequest.parse(first, after)
+    if request.first == 0:
+        return Page([], False)
+    table = _audit_log
+    conditions = [table.c.tenant_id == ctx.db.tenant_id]
+    if (past := request.after_clause(table.c.occurred_at, table.c.id, newest_first=True)) is not None:
+        conditions.append(past)
+    statement = (
+        select(table, table.c.occurred_at.label("created_at"))
+        .where(*conditions)
+        .order_by(table.c.occurred_at.desc(), table.c.id.desc())
+        .limit(request.first + 1)
+    )
+    return Page.from_rows(list(await ctx.db.all(statement)), request.first)
+
+
 def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: value if isinstance(value, str | int | float | bool | None) else str(value)
@@ -49,4 +74,4 @@ def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["actor_of", "record"]
+__all__ = ["actor_of", "list_audit_log", "record"]

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Row, insert
 
 from auth.tenant import Role
+from resolvers.audit import record
 from resolvers.context import Context
 from resolvers.loaders import customers
 from resolvers.outcomes import Checks, Outcome
@@ -31,6 +32,7 @@ async def create_customer(ctx: Context, *, name: str, email: str | None, phone: 
         [row] = await ctx.db.write(
             insert(customers).values(tenant_id=ctx.db.tenant_id, **values).returning(*customers.c)
         )
+        await record(ctx, "customer.create", row.id, values)
     ctx.loaders.customer_by_id.prime((row.tenant_id, row.id), row)
     return Outcome(row)
 

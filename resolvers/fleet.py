@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 
 from auth.tenant import Role
 from db.models import VehicleKind
+from resolvers.audit import record
 from resolvers.context import Context
 from resolvers.ids import id_of
 from resolvers.loaders import drivers, vehicles
@@ -33,14 +34,17 @@ async def create_vehicle(
     capacity = checks.number("capacityKg", capacity_kg, positive=False, maximum=100_000)
     if failed := checks.outcome():
         return failed
+    values = {"plate": (plate_value or "").upper(), "kind": kind, "capacity_kg": capacity}
     statement = (
         upsert(vehicles)
-        .values(tenant_id=ctx.db.tenant_id, plate=(plate_value or "").upper(), kind=kind, capacity_kg=capacity)
+        .values(tenant_id=ctx.db.tenant_id, **values)
         .on_conflict_do_nothing(index_elements=["tenant_id", "plate"])
         .returning(*vehicles.c)
     )
     async with ctx.db.atomic():
         rows = await ctx.db.write(statement)
+        if rows:  # a duplicate plate inserted nothing: nothing to audit
+            await record(ctx, "vehicle.create", rows[0].id, values)
     if not rows:
         return already_exists(("input", "plate"), "a vehicle with this plate already exists")
     ctx.loaders.vehicle_by_id.prime((rows[0].tenant_id, rows[0].id), rows[0])
@@ -64,6 +68,7 @@ async def create_driver(ctx: Context, *, name: str, phone: str | None, vehicle_i
         values["vehicle_id"] = vehicle.id
     async with ctx.db.atomic():
         [row] = await ctx.db.write(insert(drivers).values(tenant_id=ctx.db.tenant_id, **values).returning(*drivers.c))
+        await record(ctx, "driver.create", row.id, values)
     ctx.loaders.driver_by_id.prime((row.tenant_id, row.id), row)
     return Outcome(row)
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 
 from auth.tenant import Role
 from db.models import ShipmentStatus
+from resolvers.audit import record
 from resolvers.context import Context
 from resolvers.ids import id_of
 from resolvers.loaders import events, shipments
@@ -101,6 +102,14 @@ async def create_shipment(
         )
         async with ctx.db.atomic():
             rows = await ctx.db.write(statement)
+            if rows:  # a taken tracking number inserted nothing: try another, or refuse
+                created = rows[0]
+                await record(
+                    ctx,
+                    "shipment.create",
+                    created.id,
+                    {"customer_id": created.customer_id, "tracking_number": created.tracking_number, **values},
+                )
         if rows:
             _remember(ctx, rows[0])
             return Outcome(rows[0])
@@ -120,6 +129,7 @@ async def assign_driver(ctx: Context, *, shipment_id: str, driver_id: str) -> Ou
         return invalid(("shipmentId",), f"a {shipment.status.value} shipment cannot be assigned")
     async with ctx.db.atomic():
         [row] = await _change(ctx, shipment, driver_id=driver.id)
+        await record(ctx, "shipment.assign_driver", row.id, {"driver_id": driver.id})
     _remember(ctx, row)
     return Outcome(row)
 
@@ -159,6 +169,7 @@ async def record_tracking_event(
             .values(tenant_id=ctx.db.tenant_id, shipment_id=shipment.id, **event_values)
             .returning(*events.c)
         )
+        await record(ctx, "shipment.record_event", moved.id, {"event_id": event.id, **event_values})
     _remember(ctx, moved)
     ctx.loaders.events_by_shipment.clear_all()
     return Outcome((event, moved))
@@ -176,6 +187,7 @@ async def cancel_shipment(ctx: Context, *, shipment_id: str) -> Outcome[Row[Any]
         await ctx.db.write(
             insert(events).values(tenant_id=ctx.db.tenant_id, shipment_id=row.id, status=ShipmentStatus.CANCELLED)
         )
+        await record(ctx, "shipment.cancel", row.id, {"status": ShipmentStatus.CANCELLED})
     _remember(ctx, row)
     return Outcome(row)
 

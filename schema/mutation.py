@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from resolvers import api_keys, customers, fleet, shipments
+from resolvers import users as tenant_users
 from resolvers.context import Info
 from resolvers.outcomes import Outcome
 from schema.types.api_keys import ApiKey, CreateApiKeyInput, CreateApiKeyPayload, RevokeApiKeyPayload
@@ -26,10 +27,16 @@ from schema.types.payloads import (
     RecordTrackingEventPayload,
     UserError,
 )
+from schema.types.users import ChangeUserRolePayload, DeactivateUserPayload, InviteUserInput, InviteUserPayload, User
+from schema.types.viewer import Role
 
 
 def _shipment(outcome: Outcome[Any]) -> Shipment | None:
     return Shipment.from_row(outcome.value) if outcome.ok else None
+
+
+def _user(outcome: Outcome[Any]) -> User | None:
+    return User.from_row(outcome.value) if outcome.ok else None
 
 
 @strawberry.type
@@ -113,6 +120,21 @@ class Mutation:
         outcome = await api_keys.revoke_api_key(info.context, key_id=id)
         row = outcome.value if outcome.ok else None
         return RevokeApiKeyPayload(api_key=ApiKey.from_row(row) if row else None, user_errors=UserError.all_of(outcome))
+
+    @strawberry.mutation(description="Needs ADMIN. Adds an active user; an email already taken is ALREADY_EXISTS.")
+    async def invite_user(self, info: Info, input: InviteUserInput) -> InviteUserPayload:
+        outcome = await tenant_users.invite_user(info.context, email=input.email, name=input.name, role=input.role)
+        return InviteUserPayload(user=_user(outcome), user_errors=UserError.all_of(outcome))
+
+    @strawberry.mutation(description="Needs ADMIN. Holds from the user's next request. The last active admin stays.")
+    async def change_user_role(self, info: Info, id: strawberry.ID, role: Role) -> ChangeUserRolePayload:
+        outcome = await tenant_users.change_user_role(info.context, user_id=id, role=role)
+        return ChangeUserRolePayload(user=_user(outcome), user_errors=UserError.all_of(outcome))
+
+    @strawberry.mutation(description="Needs ADMIN. The user's tokens are refused from the next request on.")
+    async def deactivate_user(self, info: Info, id: strawberry.ID) -> DeactivateUserPayload:
+        outcome = await tenant_users.deactivate_user(info.context, user_id=id)
+        return DeactivateUserPayload(user=_user(outcome), user_errors=UserError.all_of(outcome))
 
 
 __all__ = ["Mutation"]

@@ -5,13 +5,17 @@ from __future__ import annotations
 import strawberry
 
 from resolvers import api_keys, customers, fleet, nodes, shipments
+from resolvers.audit import list_audit_log
 from resolvers.context import Info
+from resolvers.users import list_users
 from schema.directives import PAGE_SIZE, Cost
 from schema.types.api_keys import ApiKey
+from schema.types.audit import AuditEntry
 from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
 from schema.types.prefetch import prefetch_shipments
 from schema.types.relay import Connection, Node
 from schema.types.throttle import ThrottleStatus
+from schema.types.users import User
 from schema.types.viewer import Tenant, Viewer
 
 _NODE_TYPES = {"Shipment": Shipment, "Customer": Customer, "Driver": Driver, "Vehicle": Vehicle}
@@ -64,6 +68,14 @@ class Query:
     @strawberry.field(description="The tenant's API keys (never the keys themselves). Needs ADMIN.")
     async def api_keys(self, info: Info) -> list[ApiKey]:
         return [ApiKey.from_row(row) for row in await api_keys.list_api_keys(info.context)]
+
+    @strawberry.field(description="The tenant's users, deactivated ones included, oldest first. Needs ADMIN.")
+    async def users(self, info: Info) -> list[User]:
+        return [User.from_row(row) for row in await list_users(info.context)]
+
+    @strawberry.field(description="Changes to the tenant's data, newest first. Needs ADMIN.", directives=[PAGE_SIZE])
+    async def audit_log(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[AuditEntry]:
+        return Connection.of(await list_audit_log(info.context, first, after), AuditEntry.from_row)
 
     @strawberry.field(
         description="The tenant's budget of query cost, after this operation was charged. Costs nothing.",

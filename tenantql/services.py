@@ -17,6 +17,7 @@ from db.engine import create_app_engine
 from db.persisted_queries import PersistedQueryStore, read_manifest
 from db.roles import check_application_role
 from db.tenants import TenantDirectory
+from db.users import UserDirectory
 from schema import TenantQLSchema, build_schema
 from schema.extensions.cost_limit import CostLimit, CostPolicy
 from tenantql.persisted import PersistedQueries
@@ -72,7 +73,9 @@ class Services:
             engine=engine,
             redis=redis,
             tenants=tenants,
-            authenticator=Authenticator(verifier_for(settings), tenants, ApiKeyDirectory(engine)),
+            authenticator=Authenticator(
+                verifier_for(settings), tenants, ApiKeyDirectory(engine), UserDirectory(engine)
+            ),
             buckets=buckets,
             costs=costs,
             persisted=persisted,

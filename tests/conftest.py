@@ -72,6 +72,7 @@ def settings(urls: ServerURLs, home: Path) -> Settings:
         jwt_secret=Secret(JWT_SECRET),
         home=home,
         tenant_cache_seconds=0.5,
+        database_pool_size=16,  # the 500-request isolation burst queues for connections on a busy machine
     )
 
 
