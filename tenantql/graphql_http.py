@@ -25,6 +25,7 @@ from strawberry.types.graphql import OperationType
 
 from auth.errors import AuthError
 from auth.tenant import TenantContext
+from db.buckets import Charge
 from db.transaction import TenantDB
 from resolvers.context import Context
 from schema.extensions.cost_limit import THROTTLED
@@ -124,7 +125,7 @@ class GraphQLEndpoint:
         status = 200
         if media_type == GRAPHQL_RESPONSE and not batched and results[0][1]:
             status = 400  # a request error: the operation never started executing
-        headers = _rate_limit_headers(context)
+        headers = rate_limit_headers(context.throttle)
         waits = [wait for body in bodies if (wait := _retry_after(body)) is not None]
         if waits:
             headers["retry-after"] = str(max(waits))
@@ -156,7 +157,7 @@ class GraphQLEndpoint:
             if error.status == 400:
                 raise RequestError(error.message, code=error.code) from None
             # PERSISTED_QUERY_NOT_FOUND is 200 whatever the media type: Apollo clients then send the text.
-            return {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}, error.status is None
+            return error_body(error.message, error.code), error.status is None
         if query is None:
             raise RequestError("the request has no query")
         try:
@@ -183,14 +184,15 @@ class GraphQLEndpoint:
             raise RequestError("the request has no query", code="BAD_REQUEST") from None
         except CannotGetOperationTypeError as error:
             raise RequestError(error.as_http_error_reason(), code="BAD_REQUEST") from None
-        return _body(result, context.tenant.request_id)
+        return result_body(result, context.tenant.request_id)
 
 
-def _body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any], bool]:
+def result_body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any], bool]:
+    """The response body of an executed operation, and whether it was refused before execution."""
     body: dict[str, Any] = {}
     refused = result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
     if result.errors:
-        body["errors"] = [_format(error, request_id) for error in result.errors]
+        body["errors"] = [format_error(error, request_id) for error in result.errors]
     if not refused:
         body["data"] = result.data
     if result.extensions:
@@ -207,9 +209,8 @@ def _retry_after(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _rate_limit_headers(context: Context) -> dict[str, str]:
-    """The tenant's bucket as the request left it (IETF RateLimit header fields)."""
-    status = context.throttle
+def rate_limit_headers(status: Charge | None) -> dict[str, str]:
+    """A bucket as the request left it (IETF RateLimit header fields); none without one."""
     if status is None:
         return {}
     return {
@@ -219,7 +220,7 @@ def _rate_limit_headers(context: Context) -> dict[str, str]:
     }
 
 
-def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
+def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     formatted = dict(error.formatted)
     if not (formatted.get("extensions") or {}).get("code"):
         # ErrorCodes codes every error it sees; one that escaped it is the server's fault.
@@ -235,9 +236,9 @@ async def _operations(request: Request) -> tuple[list[Operation], bool]:
             _operation(
                 {
                     "query": params.get("query"),
-                    "variables": _json_param(params.get("variables"), "variables"),
+                    "variables": json_value(params.get("variables"), "`variables`"),
                     "operationName": params.get("operationName"),
-                    "extensions": _json_param(params.get("extensions"), "extensions"),
+                    "extensions": json_value(params.get("extensions"), "`extensions`"),
                     "documentId": params.get("documentId"),
                 }
             )
@@ -245,11 +246,7 @@ async def _operations(request: Request) -> tuple[list[Operation], bool]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (JSON, GRAPHQL_RESPONSE):
         raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
-    body = await _read_body(request)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise RequestError("the request body is not valid JSON") from None
+    payload = json_value(await read_body(request), "the request body")
     if isinstance(payload, list):
         if not payload:
             raise RequestError("a batch must hold at least one operation")
@@ -259,30 +256,29 @@ async def _operations(request: Request) -> tuple[list[Operation], bool]:
     return [_operation(payload)], False
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    too_large = RequestError(f"the request body may be at most {limit} bytes", code="PAYLOAD_TOO_LARGE", status=413)
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise RequestError(
-            f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413
-        )
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise RequestError(
-                f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413
-            )
+        if size > limit:
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _json_param(value: str | None, name: str) -> Any:
-    if value is None or value == "":
+def json_value(value: str | bytes | None, what: str) -> Any:
+    """Parsed JSON; None for an absent or empty value; a 400 naming `what` for bad JSON."""
+    if not value:
         return None
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
-        raise RequestError(f"`{name}` is not valid JSON") from None
+        raise RequestError(f"{what} is not valid JSON") from None
 
 
 def _operation(payload: Any) -> Operation:
@@ -327,11 +323,27 @@ def _json_response(
     return Response(orjson.dumps(body), status_code=status, headers=_headers(media_type, request_id, headers))
 
 
+def error_body(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
 def _error_response(
     message: str, code: str, status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return _json_response(body, status, media_type, request_id, headers)
+    return _json_response(error_body(message, code), status, media_type, request_id, headers)
 
 
-__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "RequestError", "media_type_for", "request_id_of"]
+__all__ = [
+    "GRAPHQL_RESPONSE",
+    "JSON",
+    "GraphQLEndpoint",
+    "RequestError",
+    "error_body",
+    "format_error",
+    "json_value",
+    "media_type_for",
+    "rate_limit_headers",
+    "read_body",
+    "request_id_of",
+    "result_body",
+]

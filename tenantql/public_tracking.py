@@ -29,15 +29,26 @@ from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from auth.tenant import TenantStatus
-from db.buckets import Budget, Charge
+from db.buckets import Budget
 from db.public_tracking import PublicShipment as ShipmentRecord
 from db.public_tracking import TrackingHosts, find_public_shipment
 from resolvers.errors import ClientError
 from schema.extensions.cost_limit import THROTTLED
 from schema.extensions.documents import DocumentCache, Limits, PreparedDocuments
-from schema.extensions.error_codes import ErrorCodes, internal_error
+from schema.extensions.error_codes import ErrorCodes
 from schema.types.logistics import ShipmentStatus
-from tenantql.graphql_http import GRAPHQL_RESPONSE, RequestError, media_type_for, request_id_of
+from tenantql.graphql_http import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    RequestError,
+    error_body,
+    json_value,
+    media_type_for,
+    rate_limit_headers,
+    read_body,
+    request_id_of,
+    result_body,
+)
 from tenantql.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,7 +58,6 @@ UNKNOWN_HOST = "UNKNOWN_HOST"
 REQUESTS_PER_MINUTE = 60  # per tenant and client address
 MAX_BODY_BYTES = 16_384  # the largest honest request is an introspection query, a few kilobytes
 LIMITS = Limits(max_depth=3, max_aliases=10, max_tokens=500)
-JSON = "application/json"
 
 
 @strawberry.type(description="A point in a shipment's journey.")
@@ -162,7 +172,7 @@ class PublicTrackingEndpoint:
                 raise RequestError("no tracking is served at this host", code=UNKNOWN_HOST, status=404)
             address = request.client.host if request.client else "unknown"
             charge = await services.buckets.charge(visitor_key(site.tenant_id, address), self.budget, 1)
-            headers = _rate_limit_headers(charge)
+            headers = rate_limit_headers(charge)
             if not charge.charged:
                 retry_after = str(max(1, math.ceil(charge.retry_after)))
                 raise RequestError(
@@ -181,22 +191,17 @@ class PublicTrackingEndpoint:
                 allowed_operation_types=frozenset({OperationType.QUERY}),
             )
         except RequestError as error:
-            body = _errors(error.message, error.code)
+            body = error_body(error.message, error.code)
             return _response(body, error.status, media_type, request_id, {**headers, **error.headers})
         except InvalidOperationTypeError:
             return _response(
-                _errors("only queries are served here", "BAD_REQUEST"), 400, media_type, request_id, headers
+                error_body("only queries are served here", "BAD_REQUEST"), 400, media_type, request_id, headers
             )
         except (MissingQueryError, CannotGetOperationTypeError):
-            body = _errors("send one query operation, named by operationName", "BAD_REQUEST")
+            body = error_body("send one query operation, named by operationName", "BAD_REQUEST")
             return _response(body, 400, media_type, request_id, headers)
 
-        body: dict[str, Any] = {}
-        refused = result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
-        if result.errors:
-            body["errors"] = [_format(error, request_id) for error in result.errors]
-        if not refused:
-            body["data"] = result.data
+        body, refused = result_body(result, request_id)
         status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
         return _response(body, status, media_type, request_id, headers)
 
@@ -207,14 +212,14 @@ async def _operation(request: Request) -> tuple[str, dict[str, Any] | None, str 
         params = request.query_params
         payload: Any = {
             "query": params.get("query"),
-            "variables": _json(params.get("variables"), "variables"),
+            "variables": json_value(params.get("variables"), "`variables`"),
             "operationName": params.get("operationName"),
         }
     else:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in (JSON, GRAPHQL_RESPONSE):
             raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
-        payload = _json(await _read_body(request), "the request body")
+        payload = json_value(await read_body(request, MAX_BODY_BYTES), "the request body")
     if not isinstance(payload, dict):
         raise RequestError("the request body must be a JSON object with a `query`")
     query, variables, name = payload.get("query"), payload.get("variables"), payload.get("operationName")
@@ -225,51 +230,6 @@ async def _operation(request: Request) -> tuple[str, dict[str, Any] | None, str 
     if name is not None and not isinstance(name, str):
         raise RequestError("`operationName` must be a string")
     return query, variables, name or None
-
-
-async def _read_body(request: Request) -> bytes:
-    too_large = RequestError(
-        f"the request body may be at most {MAX_BODY_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _json(value: str | bytes | None, name: str) -> Any:
-    if not value:
-        return None
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise RequestError(f"{name} is not valid JSON") from None
-
-
-def _rate_limit_headers(charge: Charge) -> dict[str, str]:
-    return {
-        "ratelimit-limit": str(charge.budget.capacity),
-        "ratelimit-remaining": str(math.floor(charge.available)),
-        "ratelimit-reset": str(charge.seconds_until_full),
-    }
-
-
-def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
-    formatted = dict(error.formatted)
-    if not (formatted.get("extensions") or {}).get("code"):
-        log.error("uncoded error in public tracking request %s", request_id, exc_info=error.original_error or error)
-        return dict(internal_error(request_id, nodes=error.nodes, path=error.path).formatted)
-    return formatted
-
-
-def _errors(message: str, code: str) -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 def _response(

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from strawberry.types import ExecutionResult
 
 from tenantql.app import create_app
-from tenantql.graphql_http import _body
+from tenantql.graphql_http import result_body
 
 
 async def test_health_and_ready_answer_200_while_both_servers_answer(client):
@@ -55,7 +55,7 @@ async def test_cors_allows_only_the_configured_origins(settings):
 
 def test_an_error_without_a_code_is_masked_with_the_request_id():
     secret = GraphQLError("password=hunter2 in connection string", original_error=RuntimeError("boom"))
-    body, _ = _body(ExecutionResult(data={"x": None}, errors=[secret]), "req-42")
+    body, _ = result_body(ExecutionResult(data={"x": None}, errors=[secret]), "req-42")
     [error] = body["errors"]
     assert error["message"] == "Internal server error (request id req-42)"
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"}
