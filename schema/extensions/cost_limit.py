@@ -19,31 +19,19 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
 from auth.tenant import TenantContext
-from db.buckets import Budget, Charge
+from db.buckets import Buckets, Budget, Charge
 from resolvers.context import Context
 from schema.cost import CostCalculator
 
 MAX_COST_EXCEEDED = "MAX_COST_EXCEEDED"
 THROTTLED = "THROTTLED"
 MAX_COST = 1_000
-
-
-class Buckets(Protocol):
-    """The tenants' buckets: `db.bucket_failover.FailoverBuckets` in the server."""
-
-    async def charge(self, tenant_id: Any, budget: Budget, amount: float) -> Charge: ...
-
-    async def refund(
-        self, tenant_id: Any, budget: Budget, amount: float, *, charge: Charge | None = None
-    ) -> Charge: ...
-
-    async def status(self, tenant_id: Any, budget: Budget) -> Charge: ...
 
 
 @dataclass(slots=True)
@@ -166,7 +154,6 @@ __all__ = [
     "MAX_COST",
     "MAX_COST_EXCEEDED",
     "THROTTLED",
-    "Buckets",
     "CostLimit",
     "CostPolicy",
     "OperationCost",
