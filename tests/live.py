@@ -42,6 +42,14 @@ def server_environment(settings: Any, **extra: str) -> dict[str, str]:
     }
 
 
+def run_cli(settings: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`tenantql ARGS` as an operator runs it, against the session's servers (owner role included)."""
+    env = server_environment(settings, DATABASE_OWNER_URL=settings.database_owner_url, LOG_FORMAT="console")
+    return subprocess.run(
+        [sys.executable, "-m", "tenantql", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 @contextmanager
 def running_servers(*envs: Mapping[str, str], cwd: Path | None = None) -> Iterator[list[str]]:
     """One uvicorn process per environment, started together; yields their base URLs once all are ready.

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +17,7 @@ from redis.asyncio import Redis
 from db.persisted_queries import APQ_PREFIX, ManifestOperation, PersistedQueryStore, sha256_of
 from tenantql.app import create_app
 from tenantql.settings import PersistedMode
+from tests.live import run_cli
 
 SLUG = "query Slug { viewer { tenant { slug } } }"
 LISTED = "query Listed { viewer { role } }"
@@ -163,17 +161,6 @@ async def test_strict_mode_can_apply_to_one_client_name(app_with, manifest, acme
         assert (await http.post("/graphql", json={"query": LISTED}, headers=mobile)).json()["data"]
         assert (await http.post("/graphql", json={"query": UNLISTED}, headers=web)).json()["data"]
         assert (await http.post("/graphql", json={"query": UNLISTED}, headers=acme.headers())).json()["data"]
-
-
-def run_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "DATABASE_OWNER_URL": settings.database_owner_url,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": str(settings.jwt_secret),
-    }
-    return subprocess.run([sys.executable, "-m", "tenantql", *args], env=env, capture_output=True, text=True)
 
 
 async def test_the_cli_loads_a_manifest_that_every_server_then_trusts(settings, client, acme, tmp_path):

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 
 from auth.tenant import Plan
+from tests.live import run_cli
 
 VIEWER = {"query": "{ viewer { role tenant { slug } } }"}
-
-
-def run_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "DATABASE_OWNER_URL": settings.database_owner_url,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": str(settings.jwt_secret),
-    }
-    return subprocess.run([sys.executable, "-m", "tenantql", *args], env=env, capture_output=True, text=True)
 
 
 def created_key(done: subprocess.CompletedProcess[str]) -> str:

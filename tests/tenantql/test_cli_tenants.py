@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -18,22 +15,10 @@ from db import platform
 from db.models import AuditEntry, Shipment, Tenant, User
 from db.transaction import tenant_transaction
 from tenantql.cli import build_parser
+from tests.live import run_cli
 
 VIEWER = {"query": "{ viewer { role tenant { slug plan } } }"}
 RATE_LIMIT = {"query": "{ rateLimit { maximumAvailable } }"}
-
-
-def run_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "DATABASE_OWNER_URL": settings.database_owner_url,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": str(settings.jwt_secret),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tenantql", *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def new_slug() -> str:
