@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.types import ExecutionContext
 
-from schema.execution import FastLeavesExecutionContext
+from schema.execution import PlannedExecutionContext
 from schema.extensions.documents import DocumentCache, Limits, PreparedDocuments
 from schema.extensions.error_codes import ErrorCodes
 from schema.mutation import Mutation
@@ -38,7 +38,7 @@ def build_schema(
     if not introspection:
         chain.append(DisableIntrospection)
     schema = TenantQLSchema(
-        query=Query, mutation=Mutation, extensions=chain, execution_context_class=FastLeavesExecutionContext
+        query=Query, mutation=Mutation, extensions=chain, execution_context_class=PlannedExecutionContext
     )
     schema.documents = documents
     return schema

@@ -15,6 +15,7 @@ from resolvers.errors import BadUserInput
 from resolvers.ids import to_global_id
 from resolvers.pagination import MAX_PAGE_SIZE, PageRequest
 from schema.directives import PAGE_SIZE
+from schema.prefetched import prefetch_key
 from schema.types.relay import Connection, Node
 
 ShipmentStatus = strawberry.enum(ShipmentStatusValue, name="ShipmentStatus")
@@ -108,7 +109,7 @@ class Shipment(Node):
     weight_kg: float
     created_at: datetime
     row: strawberry.Private[Any]
-    # Relations loaded ahead by schema.types.prefetch; each resolver falls back to its loader.
+    # Relations loaded ahead by schema.types.prefetch (see schema.prefetched); each resolver falls back to its loader.
     prefetched: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)
 
     @strawberry.field
@@ -139,8 +140,8 @@ class Shipment(Node):
     def events(self, info: Info, last: int = 10) -> list[TrackingEvent]:
         if last < 0 or last > MAX_PAGE_SIZE:
             raise BadUserInput(f"`last` must be between 0 and {MAX_PAGE_SIZE}")
-        if ("events", last) in self.prefetched:
-            return self.prefetched[("events", last)]
+        if (key := prefetch_key("events", {"last": last})) in self.prefetched:
+            return self.prefetched[key]
         return self._events(info, last)  # type: ignore[return-value]
 
     async def _events(self, info: Info, last: int) -> list[TrackingEvent]:

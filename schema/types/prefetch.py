@@ -18,6 +18,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from resolvers.context import Info
 from resolvers.pagination import MAX_PAGE_SIZE
+from schema.prefetched import prefetch_key
 from schema.types.logistics import Customer, Driver, TrackingEvent, Vehicle
 
 
@@ -56,11 +57,23 @@ async def prefetch_shipments(info: Info, shipments: list[Any]) -> None:
             sub.name == "vehicle" for field in fields if field.name == "driver" for sub in fields_of(field.selections)
         )
         work.append(_drivers(info, shipments, wants_vehicle))
-    sizes = {field.arguments.get("last", 10) for field in fields if field.name == "events"}
+    sizes = {_whole_number(field.arguments.get("last", 10)) for field in fields if field.name == "events"}
     for size in sizes:
-        if isinstance(size, int) and 0 <= size <= MAX_PAGE_SIZE:  # a bad size is the resolver's to refuse
+        if size is not None and 0 <= size <= MAX_PAGE_SIZE:  # a bad size is the resolver's to refuse
             work.append(_events(info, shipments, size))
     await asyncio.gather(*work)
+
+
+def _whole_number(value: Any) -> int | None:
+    """An `Int` argument's value. Strawberry's selected fields give a variable's value but a
+    literal's source text (`events(last: 5)` arrives as "5"); validation has already made sure
+    that text is an integer."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 async def _customers(info: Info, shipments: list[Any]) -> None:
@@ -96,7 +109,7 @@ async def _events(info: Info, shipments: list[Any], size: int) -> None:
     tenant_id = info.context.db.tenant_id
     pages = await info.context.loaders.events_by_shipment.load_many([(tenant_id, s.row.id, size) for s in shipments])
     for shipment, rows in zip(shipments, pages, strict=True):
-        shipment.prefetched[("events", size)] = [TrackingEvent.from_row(row) for row in rows]
+        shipment.prefetched[prefetch_key("events", {"last": size})] = [TrackingEvent.from_row(row) for row in rows]
 
 
 __all__ = ["fields_of", "node_fields", "prefetch_shipments"]

@@ -1,4 +1,5 @@
-"""The short path for scalar fields gives exactly the results and errors of graphql-core's own."""
+"""The planned selections and the short path for scalar fields give exactly the results and
+errors of graphql-core's own path, and they are taken where they apply."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from schema.execution import FastLeavesExecutionContext, plans_for
+from schema.execution import PlannedExecutionContext, plans_for
 
 
 @strawberry.enum
@@ -61,7 +62,7 @@ def result_of(context_class: Any, query: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_the_short_path_answers_like_the_full_one(query):
-    assert result_of(FastLeavesExecutionContext, query) == result_of(None, query)
+    assert result_of(PlannedExecutionContext, query) == result_of(None, query)
 
 
 def test_only_plain_scalar_fields_take_the_short_path():
@@ -81,6 +82,6 @@ class Watch(SchemaExtension):
 
 def test_an_extension_that_wraps_fields_still_sees_every_field():
     Watch.seen = []
-    schema = strawberry.Schema(query=Query, extensions=[Watch], execution_context_class=FastLeavesExecutionContext)
+    schema = strawberry.Schema(query=Query, extensions=[Watch], execution_context_class=PlannedExecutionContext)
     assert schema.execute_sync("{ things { name count } }").errors is None
     assert Watch.seen.count("name") == 2 and Watch.seen.count("count") == 2

@@ -66,3 +66,28 @@ async def test_a_bad_size_is_still_refused_by_the_field(graphql, acme):
         "{ shipments(first: 2) { edges { node { events(last: 101) { status } } } } }", as_tenant=acme
     )
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_page_is_answered_from_what_was_loaded_ahead(graphql, make_tenant, services):
+    """Literal arguments (`events(last: 5)`, which Strawberry hands over as the text "5") and
+    variables alike find their prefetched pages, so no field below the page is resolved one by
+    one: graphql-core's per-field path runs for the root field only."""
+    tenant = await make_tenant(
+        Plan.SCALE, DataSize(customers=6, vehicles=3, drivers=5, shipments=30, events_per_shipment=4)
+    )
+    ran: list[str] = []
+    planned = services.schema.execution_context_class
+
+    class Counting(planned):  # type: ignore[misc, valid-type]
+        def execute_field(self, parent_type, source, field_details_list, path, position_context=None):  # type: ignore[no-untyped-def]
+            ran.append(f"{parent_type.name}.{field_details_list[0].node.name.value}")
+            return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+    services.schema.execution_context_class = Counting
+    try:
+        literal = await graphql(THROUGH_CONNECTION, as_tenant=tenant)
+        variables = await graphql(WITH_FRAGMENTS, {"last": 3}, as_tenant=tenant)
+    finally:
+        services.schema.execution_context_class = planned
+    assert "errors" not in literal and "errors" not in variables
+    assert ran == ["Query.shipments", "Query.shipments"]
