@@ -1,17 +1,20 @@
 """Redis work per request, measured on the server itself: `INFO` counters before and after a run.
 
 The delta of `total_reads_processed` (socket reads: one per round trip a client makes)
-over a wrk run, divided by the requests wrk completed, is the round trips each request
-cost. `total_commands_processed` is no measure of them: it also counts the commands a
-Lua script runs inside Redis (the budget script's TIME, HMGET, HSET and PEXPIRE), so it
-is kept for the notes only. Every `INFO` call also shows up in the counters, so the delta
-of two back-to-back snapshots (the probe's own cost) is taken off.
+over a wrk run, less the reads that opened new pool connections, divided by the requests
+wrk completed, is the round trips each request cost. `total_commands_processed` is no
+measure of them: it also counts the commands a Lua script runs inside Redis (the budget
+script's TIME, HMGET, HSET and PEXPIRE), so it is kept for the notes only. Every `INFO`
+call also shows up in the counters, so the delta of two back-to-back snapshots (the
+probe's own cost) is taken off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+_CONNECTION_SETUP = frozenset({"hello", "client|setinfo", "client|setname", "auth", "select"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +30,16 @@ class RedisDelta:
     reads: int
     per_command: dict[str, int]
 
+    @property
+    def connection_setups(self) -> int:
+        """Reads spent opening connections (HELLO and CLIENT SETINFO), not serving requests."""
+        return sum(calls for name, calls in self.per_command.items() if name in _CONNECTION_SETUP)
+
     def per_request(self, requests: int) -> float:
-        """Round trips per request."""
-        return self.reads / requests if requests else 0.0
+        """Round trips per request, the set-up of new pool connections left out: a pool opens
+        its connections once, and a short run at high concurrency would otherwise charge
+        their handshakes to the requests that happened to open them."""
+        return max(0, self.reads - self.connection_setups) / requests if requests else 0.0
 
     def commands_per_request(self, requests: int) -> float:
         return self.commands / requests if requests else 0.0

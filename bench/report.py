@@ -179,8 +179,10 @@ def method_notes(sql: Mapping[str, SqlCount], measurements: Sequence[Measurement
         "- **Redis round trips/request**: the Redis server's `total_reads_processed` delta (one socket read per "
         "round trip) over the wrk run, the `INFO` probe's own taken off, divided by the requests wrk completed. "
         "Commands are no measure of round trips: the budget script's TIME, HMGET, HSET and PEXPIRE run inside "
-        "one EVALSHA and are counted as commands too. New pool connections add their handshake (HELLO and two "
-        "CLIENT SETINFO) to short runs at high concurrency.",
+        "one EVALSHA and are counted as commands too. The reads that opened new pool connections (HELLO and "
+        "CLIENT SETINFO, once per connection) are left out: they belong to the pool, not to the request. A "
+        "request whose actual cost is below its requested cost (Q2: drivers without a vehicle, short pages) makes "
+        "two round trips: the charge before execution and the refund after.",
         "- **peak RSS**: the sum of resident memory over `tenantql serve` and its worker processes, sampled every "
         "0.2 s during the run (the embedded PostgreSQL and Valkey are not included).",
         "- **ceiling**: the same data fetched in one process with asyncpg directly and the minimum SQL, one statement "
