@@ -79,14 +79,18 @@ class Authenticator:
         tenant = await self.tenants(claims.tenant_id)
         if tenant is None:
             raise unauthenticated("the token's tenant does not exist")
-        requested = headers.get("x-tenant-id")
-        if requested is not None and not _names(requested.strip(), tenant.id, tenant.slug):
-            raise forbidden("X-Tenant-ID does not match the credential's tenant")
-        if tenant.status is TenantStatus.SUSPENDED:
-            raise suspended(tenant.slug)
-        if api_key_id is not None and tenant.plan not in API_KEY_PLANS:
-            raise forbidden(f"API keys need the SCALE or ENTERPRISE plan; this tenant is on {tenant.plan.value}")
-        role = await self._current_role(tenant.id, claims)
+        try:
+            requested = headers.get("x-tenant-id")
+            if requested is not None and not _names(requested.strip(), tenant.id, tenant.slug):
+                raise forbidden("X-Tenant-ID does not match the credential's tenant")
+            if tenant.status is TenantStatus.SUSPENDED:
+                raise suspended(tenant.slug)
+            if api_key_id is not None and tenant.plan not in API_KEY_PLANS:
+                raise forbidden(f"API keys need the SCALE or ENTERPRISE plan; this tenant is on {tenant.plan.value}")
+            role = await self._current_role(tenant.id, claims)
+        except AuthError as error:
+            error.tenant = tenant.slug
+            raise
         return TenantContext(
             tenant_id=tenant.id,
             slug=tenant.slug,

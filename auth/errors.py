@@ -4,13 +4,17 @@ from __future__ import annotations
 
 
 class AuthError(Exception):
-    """A refused credential. The HTTP layer turns it into a response; token code never does."""
+    """A refused credential. The HTTP layer turns it into a response; token code never does.
+
+    `tenant` is the slug of the tenant the credential named, when it named a known one, so
+    that a refusal (a suspension, a deactivated user) is counted against that tenant."""
 
     def __init__(self, message: str, *, code: str = "UNAUTHENTICATED", status: int = 401) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.tenant: str | None = None
 
 
 def unauthenticated(message: str) -> AuthError:

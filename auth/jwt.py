@@ -22,6 +22,7 @@ from jwt import PyJWK, PyJWKSet
 from auth.errors import unauthenticated
 from auth.tenant import Role
 
+PLATFORM_ADMIN_ROLE = "platform_admin"  # the `role` of a platform operator's token, which names no tenant
 SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"})
 
@@ -100,6 +101,11 @@ class JWTVerifier:
         self.leeway = leeway
 
     async def verify(self, token: str) -> Claims:
+        """The claims of a tenant's token; a platform-admin token is refused, like one of an unknown role."""
+        return claims_of(await self.decode(token))
+
+    async def decode(self, token: str) -> dict[str, Any]:
+        """The payload of a token whose signature, algorithm, expiry, issuer and audience hold."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -132,7 +138,7 @@ class JWTVerifier:
             raise unauthenticated(f"token lacks the {error.claim!r} claim") from None
         except jwt.PyJWTError:
             raise unauthenticated("token is invalid") from None
-        return _claims(payload)
+        return payload
 
     async def _key_for(self, algorithm: str, header: dict[str, Any]) -> Any:
         if algorithm in SYMMETRIC:
@@ -147,7 +153,10 @@ class JWTVerifier:
         return key.key
 
 
-def _claims(payload: dict[str, Any]) -> Claims:
+def claims_of(payload: dict[str, Any]) -> Claims:
+    """A verified payload as a tenant's claims; raises AuthError for any other payload."""
+    if payload.get("role") == PLATFORM_ADMIN_ROLE:
+        raise unauthenticated("a platform-admin token is accepted at /admin/graphql only")
     tenant_id = _uuid(payload.get("tenant_id"))
     if tenant_id is None:
         raise unauthenticated("token has no valid tenant_id claim")
@@ -195,4 +204,30 @@ def issue_token(
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
-__all__ = ["Claims", "JWKSKeys", "JWTVerifier", "issue_token"]
+def issue_platform_token(
+    secret: str,
+    *,
+    subject: str,
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """An HS256 platform-admin token, as `tenantql token --platform-admin` prints it: no `tenant_id`."""
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": subject, "role": PLATFORM_ADMIN_ROLE, "iat": now, "exp": now + ttl_seconds}
+    if issuer:
+        payload["iss"] = issuer
+    if audience:
+        payload["aud"] = audience
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+__all__ = [
+    "PLATFORM_ADMIN_ROLE",
+    "Claims",
+    "JWKSKeys",
+    "JWTVerifier",
+    "claims_of",
+    "issue_platform_token",
+    "issue_token",
+]

@@ -16,6 +16,11 @@ an outage never creates points.
 
 How soon an outage is noticed is the client's affair: its socket timeouts and retry
 policy decide how long the first failing call takes before it is answered locally.
+
+Usage (`db.usage`) follows the points: counted in Redis with a shared charge, in this
+process's `usage` with a local one, and not at all for a refund that is dropped, so a
+tenant's usage is what its buckets really took. The local counts survive the return to
+Redis; the usage flusher moves them to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from db.buckets import Budget, Charge, LocalBuckets, RedisBuckets
+from db.usage import Meter, UsageCounts
 
 log = logging.getLogger("tenantql.budgets")
 
@@ -40,15 +46,16 @@ PROBE_TASK_NAME = "tenantql-budgets-probe"
 class FailoverBuckets:
     """Redis buckets that fall back to per-process ones and return by themselves.
 
-    Usage: `buckets = FailoverBuckets(redis)` in the lifespan, `await buckets.aclose()` at its end."""
+    Usage: `buckets = FailoverBuckets(redis)` in the lifespan, `await buckets.aclose()` at its end.
+    `usage` is where metered charges that Redis did not take are counted."""
 
-    def __init__(self, redis: Redis, *, probe_interval: float = 1.0) -> None:
+    def __init__(self, redis: Redis, *, probe_interval: float = 1.0, usage: UsageCounts | None = None) -> None:
         self.redis = redis
         self.probe_interval = probe_interval
         self.failovers = 0  # times the buckets went local, for /metrics
         self.degraded_since: float | None = None  # wall-clock time (time.time()) they went local
         self._shared = RedisBuckets(redis)
-        self._local = LocalBuckets()
+        self._local = LocalBuckets(usage=usage)
         self._probe: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -57,17 +64,27 @@ class FailoverBuckets:
         """True while the buckets live in Redis, shared by every process."""
         return self.degraded_since is None
 
-    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
+    @property
+    def usage(self) -> UsageCounts:
+        return self._local.usage
+
+    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: int, *, meter: Meter | None = None) -> Charge:
         """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
         if self.shared:
             try:
-                return await self._shared.charge(tenant_id, budget, amount)
+                return await self._shared.charge(tenant_id, budget, amount, meter=meter)
             except UNREACHABLE as error:
                 self._go_local(error)
-        return await self._local.charge(tenant_id, budget, amount)
+        return await self._local.charge(tenant_id, budget, amount, meter=meter)
 
     async def refund(
-        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+        self,
+        tenant_id: uuid.UUID,
+        budget: Budget,
+        amount: int,
+        *,
+        charge: Charge | None = None,
+        meter: Meter | None = None,
     ) -> Charge:
         """Give points back to the bucket that `charge` took them from (without it: the one in use now).
 
@@ -75,10 +92,10 @@ class FailoverBuckets:
         buckets being cleared); a shared one that cannot reach Redis is dropped."""
         local = charge.local if charge is not None else not self.shared
         if local:
-            return await self._local.refund(tenant_id, budget, amount)
+            return await self._local.refund(tenant_id, budget, amount, charge=charge, meter=meter)
         if self.shared:
             try:
-                return await self._shared.refund(tenant_id, budget, amount)
+                return await self._shared.refund(tenant_id, budget, amount, charge=charge, meter=meter)
             except UNREACHABLE as error:
                 self._go_local(error)
         return await self._local.status(tenant_id, budget)

@@ -7,6 +7,10 @@ default, so it needs no storage.
 
 `LocalBuckets` does the same arithmetic in one process, for when Redis cannot be reached
 (`db.bucket_failover`); both are `Buckets`, so callers never ask which one they hold.
+
+A charge or refund given a `Meter` also counts the tenant's usage (`db.usage`): in the
+same script, so metering costs no extra round trip, and only what the bucket really took
+or gave back, so a refused charge counts nothing and the net is the operation's cost.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from typing import NamedTuple, Protocol
 from redis.asyncio import Redis
 
 from auth.tenant import Plan
+from db.usage import LIVE_KEY, Meter, UsageCounts, today_number
 
 PLAN_BUDGETS = {Plan.STARTER: 1_000, Plan.GROWTH: 5_000, Plan.SCALE: 10_000, Plan.ENTERPRISE: 50_000}
 KEY_PREFIX = "tql:bucket:"
 
 # KEYS[1] the bucket; ARGV: capacity, restore rate per second, amount (negative refunds).
-# Returns {charged 0/1, points available (string), seconds until the amount could be paid}.
+# Metered (db.usage): KEYS[2] the usage hash; ARGV[4..7]: tenant, API key ('' for none), day
+# ('' for today by the server's clock; a refund passes its charge's), points to count.
+# Returns {charged 0/1, points available (string), seconds until the amount could be paid, usage day}.
 _SCRIPT = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -51,7 +58,15 @@ else
 end
 redis.call('HSET', KEYS[1], 'points', tostring(points), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - points) / rate * 1000) + 1000)
-return {charged, tostring(points), tostring(wait)}
+local day = ''
+if ARGV[4] then
+  day = ARGV[6]
+  if day == '' then day = tostring(math.floor(tonumber(clock[1]) / 86400)) end
+  if charged == 1 and ARGV[7] ~= '0' then
+    redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':' .. day .. ':' .. ARGV[5], ARGV[7])
+  end
+end
+return {charged, tostring(points), tostring(wait), day}
 """
 
 
@@ -83,6 +98,7 @@ class Charge:
     budget: Budget
     retry_after: float  # seconds until the refused amount could be paid; 0 when charged
     local: bool = False  # decided by this process's bucket, not the shared one
+    usage_day: int | None = None  # the day (db.usage) a metered charge counted on; its refund counts there too
 
     @property
     def seconds_until_full(self) -> int:
@@ -92,10 +108,18 @@ class Charge:
 class Buckets(Protocol):
     """Where budgets are kept; the cost limiter holds one and never asks which."""
 
-    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge: ...
+    async def charge(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: int, *, meter: Meter | None = None
+    ) -> Charge: ...
 
     async def refund(
-        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+        self,
+        tenant_id: uuid.UUID,
+        budget: Budget,
+        amount: int,
+        *,
+        charge: Charge | None = None,
+        meter: Meter | None = None,
     ) -> Charge: ...
 
     async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge: ...
@@ -108,26 +132,40 @@ class RedisBuckets:
         self.redis = redis
         self._script = redis.register_script(_SCRIPT)  # EVALSHA, loading the script only when missing
 
-    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
+    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: int, *, meter: Meter | None = None) -> Charge:
         """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
-        return await self._run(tenant_id, budget, amount)
+        return await self._run(tenant_id, budget, amount, meter)
 
     async def refund(
-        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+        self,
+        tenant_id: uuid.UUID,
+        budget: Budget,
+        amount: int,
+        *,
+        charge: Charge | None = None,
+        meter: Meter | None = None,
     ) -> Charge:
         """Give back points charged but not used; the bucket never exceeds its capacity.
 
-        `charge` matters only to buckets that can move (`FailoverBuckets`): one store has one place to refund to."""
-        return await self._run(tenant_id, budget, -max(0.0, amount))
+        `charge` says which day its usage counted on; whether it was local matters only to
+        buckets that can move (`FailoverBuckets`): one store has one place to refund to."""
+        return await self._run(tenant_id, budget, -max(0, amount), meter, charge.usage_day if charge else None)
 
     async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge:
         return await self._run(tenant_id, budget, 0)
 
-    async def _run(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
-        charged, available, wait = await self._script(
-            keys=[KEY_PREFIX + str(tenant_id)], args=[budget.capacity, budget.restore_rate, amount]
+    async def _run(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: int, meter: Meter | None = None, day: int | None = None
+    ) -> Charge:
+        keys: list[str] = [KEY_PREFIX + str(tenant_id)]
+        args: list[object] = [budget.capacity, budget.restore_rate, amount]
+        if meter is not None:
+            keys.append(LIVE_KEY)
+            args += [str(meter.tenant_id), str(meter.api_key_id or ""), "" if day is None else day, amount]
+        charged, available, wait, usage_day = await self._script(keys=keys, args=args)
+        return Charge(
+            bool(int(charged)), float(available), budget, float(wait), usage_day=int(usage_day) if usage_day else None
         )
-        return Charge(bool(int(charged)), float(available), budget, float(wait))
 
 
 class _Level(NamedTuple):
@@ -140,14 +178,23 @@ class LocalBuckets:
     """One process's buckets, with the script's arithmetic on the process's monotonic clock.
 
     Only a bucket that is not full is stored, and one that would be full again is dropped,
-    so memory follows the tenants active in the last minute, not every tenant ever seen."""
+    so memory follows the tenants active in the last minute, not every tenant ever seen.
+    Metered charges count into `usage`, which outlives the levels: `clear()` keeps it."""
 
     sweep_interval = 10.0  # seconds between scans for idle tenants' entries
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        usage: UsageCounts | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._clock = clock
+        self._wall_clock = wall_clock  # for usage days, which are calendar days
         self._levels: dict[uuid.UUID, _Level] = {}
         self._next_sweep = clock() + self.sweep_interval
+        self.usage = usage if usage is not None else UsageCounts()
 
     def __len__(self) -> int:
         return len(self._levels)
@@ -155,20 +202,28 @@ class LocalBuckets:
     def clear(self) -> None:
         self._levels.clear()
 
-    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
+    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: int, *, meter: Meter | None = None) -> Charge:
         """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
-        return self._run(tenant_id, budget, amount)
+        return self._run(tenant_id, budget, amount, meter)
 
     async def refund(
-        self, tenant_id: uuid.UUID, budget: Budget, amount: float, *, charge: Charge | None = None
+        self,
+        tenant_id: uuid.UUID,
+        budget: Budget,
+        amount: int,
+        *,
+        charge: Charge | None = None,
+        meter: Meter | None = None,
     ) -> Charge:
         """Give back points charged but not used; the bucket never exceeds its capacity."""
-        return self._run(tenant_id, budget, -max(0.0, amount))
+        return self._run(tenant_id, budget, -max(0, amount), meter, charge.usage_day if charge else None)
 
     async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge:
         return self._run(tenant_id, budget, 0)
 
-    def _run(self, tenant_id: uuid.UUID, budget: Budget, amount: float) -> Charge:
+    def _run(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: int, meter: Meter | None = None, day: int | None = None
+    ) -> Charge:
         # No await in here: on one event loop a charge is as atomic as the script.
         now = self._clock()
         self._sweep(now)
@@ -184,7 +239,11 @@ class LocalBuckets:
             self._levels.pop(tenant_id, None)
         else:
             self._levels[tenant_id] = _Level(points, now, now + (capacity - points) / rate)
-        return Charge(charged, float(points), budget, wait, local=True)
+        if meter is not None:
+            day = today_number(self._wall_clock) if day is None else day
+            if charged:
+                self.usage.add(meter, day, amount)
+        return Charge(charged, float(points), budget, wait, local=True, usage_day=day)
 
     def _sweep(self, now: float) -> None:
         if now < self._next_sweep:

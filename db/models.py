@@ -12,8 +12,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -231,6 +235,30 @@ class AuditEntry(Base):
 
 TENANT_TABLES = tuple(table for table in Base.metadata.sorted_tables if "tenant_id" in table.columns)
 
+# Usage metering (db.usage, migration 0004): tenant tables under RLS like the ones above,
+# written in bulk by the usage flusher and read by SQL Core, so plain tables rather than classes.
+usage_table = Table(
+    "usage",
+    Base.metadata,
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("day", Date, nullable=False),
+    Column("api_key_id", UUID(as_uuid=True)),  # NULL: spent with users' tokens
+    Column("points", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+    ForeignKeyConstraint(["tenant_id", "api_key_id"], ["api_keys.tenant_id", "api_keys.id"]),
+    UniqueConstraint("tenant_id", "day", "api_key_id", postgresql_nulls_not_distinct=True),
+)
+flushes_table = Table(
+    "usage_flushes",
+    Base.metadata,
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    Column("batch_id", UUID(as_uuid=True), primary_key=True),
+    Column("flushed_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
 __all__ = [
     "TENANT_TABLES",
     "ApiKey",
@@ -248,4 +276,6 @@ __all__ = [
     "User",
     "Vehicle",
     "VehicleKind",
+    "flushes_table",
+    "usage_table",
 ]

@@ -1,4 +1,5 @@
-"""Platform operations on tenants: the one named path that creates, lists, re-plans, suspends and resumes them.
+"""Platform operations on tenants: the one named path that creates, lists, re-plans, suspends and resumes them,
+and sets their custom domains.
 
 Only the owner role's engine can use it (the application role may read its own tenant's
 row and nothing more), and nothing on the request path calls it. Every change writes an
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.tenant import Plan, Role, TenantStatus
@@ -38,22 +40,43 @@ _COLUMNS = (
     _tenants.c.plan,
     _tenants.c.status,
     _tenants.c.rate_limit_per_minute,
+    _tenants.c.custom_domain,
     _tenants.c.created_at,
 )
 
 # A DNS label too (public tracking serves `<slug>.<TRACKING_DOMAIN>`): no hyphen at either end.
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")  # a host name of two labels or more
 MAX_BUDGET = 2_147_483_647  # the column is a PostgreSQL integer
 
 
 class PlatformError(ValueError):
-    """A refused platform operation; the message says what to change."""
+    """A refused platform operation; the message says what to change.
+
+    `field` names the argument at fault (as the Python functions here name it) and `code`
+    is a UserError code, so the admin API can answer with `userErrors` like the tenant API."""
+
+    code = "INVALID"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownTenant(PlatformError):
+    code = "NOT_FOUND"
+
     def __init__(self, slug: str) -> None:
-        super().__init__(f"no tenant with slug {slug!r}")
+        super().__init__(f"no tenant with slug {slug!r}", field="slug")
+
+
+class DomainTaken(PlatformError):
+    code = "ALREADY_EXISTS"
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"{domain!r} is already another tenant's custom domain", field="domain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +89,7 @@ class PlatformTenant:
     plan: Plan
     status: TenantStatus
     rate_limit_per_minute: int | None
+    custom_domain: str | None
     created_at: datetime
 
     @classmethod
@@ -77,6 +101,7 @@ class PlatformTenant:
             plan=Plan(row.plan),
             status=TenantStatus(row.status),
             rate_limit_per_minute=row.rate_limit_per_minute,
+            custom_domain=row.custom_domain,
             created_at=row.created_at,
         )
 
@@ -98,7 +123,7 @@ async def create_tenant(
     written, whatever the other arguments say (a concurrent create of the same slug waits
     on the slug's unique index, then finds the winner's tenant)."""
     slug, name, admin_email = _slug(slug), _text("name", name, 200), _email(admin_email)
-    admin_name = _text("admin name", admin_name, 200) if admin_name and admin_name.strip() else None
+    admin_name = _text("admin_name", admin_name, 200) if admin_name and admin_name.strip() else None
     actor, reason, plan = _actor(actor), _reason(reason), Plan(plan)
     tenant_id, admin_id = uuid.uuid4(), uuid.uuid4()
     async with tenant_transaction(engine, tenant_id) as db:
@@ -154,10 +179,13 @@ async def set_plan(
         if plan is not Plan.ENTERPRISE:
             raise PlatformError(
                 f"only an ENTERPRISE tenant's budget can be set; {plan.value} has a fixed budget of "
-                f"{PLAN_BUDGETS[plan]} points per minute"
+                f"{PLAN_BUDGETS[plan]} points per minute",
+                field="rate_limit_per_minute",
             )
         if not 1 <= rate_limit_per_minute <= MAX_BUDGET:
-            raise PlatformError(f"the budget must be 1 to {MAX_BUDGET} points per minute")
+            raise PlatformError(
+                f"the budget must be 1 to {MAX_BUDGET} points per minute", field="rate_limit_per_minute"
+            )
     wanted = {"plan": plan, "rate_limit_per_minute": rate_limit_per_minute}
     return await _change(engine, slug, "tenant.set_plan", wanted, actor=actor, reason=reason)
 
@@ -165,7 +193,7 @@ async def set_plan(
 async def suspend(engine: AsyncEngine, slug: str, *, actor: str, reason: str) -> tuple[PlatformTenant, bool]:
     """Refuse the tenant's requests (TENANT_SUSPENDED) and keep all of its data."""
     if _reason(reason) is None:
-        raise PlatformError("a suspension needs a reason")
+        raise PlatformError("a suspension needs a reason", field="reason")
     return await _change(engine, slug, "tenant.suspend", {"status": TenantStatus.SUSPENDED}, actor=actor, reason=reason)
 
 
@@ -174,6 +202,30 @@ async def resume(
 ) -> tuple[PlatformTenant, bool]:
     """Serve a suspended tenant again."""
     return await _change(engine, slug, "tenant.resume", {"status": TenantStatus.ACTIVE}, actor=actor, reason=reason)
+
+
+async def set_custom_domain(
+    engine: AsyncEngine,
+    slug: str,
+    domain: str | None,
+    *,
+    actor: str,
+    reason: str | None = None,
+    tracking_domain: str | None = None,
+) -> tuple[PlatformTenant, bool]:
+    """Serve the tenant's public tracking at DOMAIN as well as at its subdomain; None clears it.
+
+    Stored lowercase, as hosts are compared. A host under TRACKING_DOMAIN always names a
+    tenant by its slug, so a custom domain there could never be reached and is refused."""
+    wanted = _domain(domain, tracking_domain) if domain is not None else None
+    try:
+        return await _change(
+            engine, slug, "tenant.set_custom_domain", {"custom_domain": wanted}, actor=actor, reason=reason
+        )
+    except IntegrityError as error:
+        if wanted is None or "uq_tenants_custom_domain" not in str(error.orig):
+            raise
+        raise DomainTaken(wanted) from None
 
 
 async def _change(
@@ -220,7 +272,8 @@ def _slug(slug: str) -> str:
     if not SLUG.fullmatch(slug):
         raise PlatformError(
             f"invalid slug {slug!r}: 3 to 63 lowercase letters, digits and hyphens, "
-            "starting and ending with a letter or digit"
+            "starting and ending with a letter or digit",
+            field="slug",
         )
     return slug
 
@@ -228,32 +281,46 @@ def _slug(slug: str) -> str:
 def _email(email: str) -> str:
     email = email.strip()
     if len(email) > 320 or not EMAIL.fullmatch(email):
-        raise PlatformError(f"invalid admin email {email!r}")
+        raise PlatformError(f"invalid admin email {email!r}", field="admin_email")
     return email
 
 
-def _text(what: str, value: str | None, limit: int) -> str:
+def _domain(domain: str, tracking_domain: str | None) -> str:
+    name = domain.strip().lower().removesuffix(".")
+    if not DOMAIN.fullmatch(name) or name.rpartition(".")[2].isdigit():
+        raise PlatformError(f"invalid domain {domain!r}: a host name like track.example.com", field="domain")
+    if tracking_domain and (name == tracking_domain or name.endswith(f".{tracking_domain}")):
+        raise PlatformError(
+            f"{name!r} is under TRACKING_DOMAIN ({tracking_domain}), whose hosts name tenants by slug", field="domain"
+        )
+    return name
+
+
+def _text(field: str, value: str | None, limit: int) -> str:
     value = (value or "").strip()
     if not value or len(value) > limit:
-        raise PlatformError(f"the {what} must be 1 to {limit} characters")
+        raise PlatformError(f"the {field.replace('_', ' ')} must be 1 to {limit} characters", field=field)
     return value
 
 
 def _actor(actor: str) -> str:
     """`platform:<channel>:<who>`, e.g. `platform:cli:alice`: a tenant's log tells platform work from its users'."""
     if not actor.startswith("platform:") or len(actor) > 200:
-        raise PlatformError(f"the actor must name a platform operator, like 'platform:cli:alice', not {actor!r}")
+        raise PlatformError(
+            f"the actor must name a platform operator, like 'platform:cli:alice', not {actor!r}", field="actor"
+        )
     return actor
 
 
 def _reason(reason: str | None) -> str | None:
     reason = (reason or "").strip()
     if len(reason) > 1000:
-        raise PlatformError("the reason must be at most 1000 characters")
+        raise PlatformError("the reason must be at most 1000 characters", field="reason")
     return reason or None
 
 
 __all__ = [
+    "DomainTaken",
     "PlatformError",
     "PlatformTenant",
     "UnknownTenant",
@@ -261,6 +328,7 @@ __all__ = [
     "find_tenant",
     "list_tenants",
     "resume",
+    "set_custom_domain",
     "set_plan",
     "suspend",
 ]

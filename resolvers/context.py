@@ -9,6 +9,7 @@ import strawberry
 from auth.tenant import Role, TenantContext
 from db.buckets import Charge
 from db.transaction import TenantDB
+from db.usage import PendingUsage
 from resolvers.errors import Forbidden
 from resolvers.loaders import Loaders
 
@@ -17,14 +18,16 @@ from resolvers.loaders import Loaders
 class Context:
     """Built once per request by the HTTP layer; nothing in it outlives the request.
 
-    `throttle` is the tenant's bucket as the last charge left it, set by the cost limit
-    before the operation executes.
+    `throttle` is the tenant's bucket as the last charge left it, and `unflushed_usage` the
+    process's usage counts not yet flushed to PostgreSQL (so a `usage` report is current);
+    both are set by the cost limit before the operation executes.
     """
 
     tenant: TenantContext
     db: TenantDB
     loaders: Loaders
     throttle: Charge | None = None
+    unflushed_usage: PendingUsage | None = None
 
     @classmethod
     def for_request(cls, tenant: TenantContext, db: TenantDB) -> Context:

@@ -8,8 +8,9 @@ of the request's time. Two shorter paths take their place where they give the sa
 
 - **Planned selections.** Below the root, a selection set whose fields are all plain
   attributes, `__typename`, methods of the object that need nothing else (a computed `id`),
-  or relations already loaded by the resolver above (`schema.prefetched`) is compiled once per request into a small plan, which then turns
-  each object, and the objects under it, straight into the response's dictionaries.
+  or relations already loaded by the resolver above (`schema.prefetched`) is compiled once
+  per request into a small plan, which then turns each object, and the objects under it,
+  straight into the response's dictionaries.
   Whatever the plan meets that it does not expect (a relation not loaded ahead, a null in a
   non-null field, a value that will not serialize, an object of another type) abandons it
   for that object, and graphql-core's own path answers instead, with its exact results and

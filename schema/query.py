@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Annotated
+
 import strawberry
 
 from resolvers import api_keys, customers, fleet, nodes, shipments
 from resolvers.audit import list_audit_log
 from resolvers.context import Info
+from resolvers.usage import usage_between
 from resolvers.users import list_users
-from schema.directives import PAGE_SIZE, Cost
+from schema.directives import PAGE_SIZE, Cost, ListSize
 from schema.types.api_keys import ApiKey
 from schema.types.audit import AuditEntry
 from schema.types.logistics import Customer, Driver, Shipment, ShipmentStatus, Vehicle
 from schema.types.prefetch import prefetch_shipments
 from schema.types.relay import Connection, Node
 from schema.types.throttle import ThrottleStatus
+from schema.types.usage import UsageDay
 from schema.types.users import User
 from schema.types.viewer import Tenant, Viewer
+
+# Priced as a month of days; the actual cost counts the days returned.
+USAGE_DAYS = ListSize(assumed_size=31, require_one_slicing_argument=False)
 
 _NODE_TYPES = {"Shipment": Shipment, "Customer": Customer, "Driver": Driver, "Vehicle": Vehicle}
 
@@ -76,6 +84,18 @@ class Query:
     @strawberry.field(description="Changes to the tenant's data, newest first. Needs ADMIN.", directives=[PAGE_SIZE])
     async def audit_log(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[AuditEntry]:
         return Connection.of(await list_audit_log(info.context, first, after), AuditEntry.from_row)
+
+    @strawberry.field(
+        description=(
+            "Cost points spent per UTC day from `from` to `to` (both included, at most 366 days), with what is not "
+            "yet flushed; days without usage are left out. Needs ADMIN."
+        ),
+        directives=[USAGE_DAYS],
+    )
+    async def usage(
+        self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date
+    ) -> list[UsageDay]:
+        return [UsageDay.of(day) for day in await usage_between(info.context, from_, to)]
 
     @strawberry.field(
         description="The tenant's budget of query cost, after this operation was charged. Costs nothing.",

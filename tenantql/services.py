@@ -15,8 +15,11 @@ from db.api_keys import ApiKeyDirectory
 from db.bucket_failover import FailoverBuckets
 from db.engine import create_app_engine
 from db.persisted_queries import PersistedQueryStore, read_manifest
+from db.redis_client import open_redis
 from db.roles import check_application_role
 from db.tenants import TenantDirectory
+from db.usage import PendingUsage
+from db.usage_flusher import UsageFlusher
 from db.users import UserDirectory
 from schema import TenantQLSchema, build_schema
 from schema.extensions.cost_limit import CostLimit, CostPolicy
@@ -37,6 +40,7 @@ class Services:
     costs: CostPolicy
     persisted: PersistedQueries
     schema: TenantQLSchema
+    usage: UsageFlusher
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -48,16 +52,18 @@ class Services:
             settings.database_url,
             pool_size=settings.database_pool_size,
             statement_timeout_ms=settings.database_statement_timeout_ms,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            pool_timeout=settings.database_pool_timeout_seconds,
         )
         try:
             await check_application_role(engine)
         except BaseException:
             await engine.dispose()
             raise
-        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        redis = open_redis(settings.redis_url, socket_timeout=1.0)
         tenants = TenantDirectory(engine, ttl_seconds=settings.tenant_cache_seconds)
         buckets = FailoverBuckets(redis)
-        costs = CostPolicy(buckets)
+        costs = CostPolicy(buckets, usage=PendingUsage(redis, buckets.usage))
         store = PersistedQueryStore(redis)
         if settings.persisted_query_manifest:
             operations = read_manifest(settings.persisted_query_manifest)
@@ -68,6 +74,13 @@ class Services:
                 log.warning("could not share the persisted query manifest through Redis: %s", error)
             log.info("trusted %d operations of %s", len(operations), settings.persisted_query_manifest)
         persisted = PersistedQueries(store, settings.persisted_queries, settings.persisted_query_strict_clients)
+        usage = UsageFlusher.connect(
+            settings.database_url,
+            settings.redis_url,
+            buckets.usage,
+            every=settings.usage_flush_seconds,
+            statement_timeout_ms=settings.database_statement_timeout_ms,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -80,10 +93,12 @@ class Services:
             costs=costs,
             persisted=persisted,
             schema=build_schema(introspection=settings.introspection, extensions=[lambda: CostLimit(costs)]),
+            usage=usage,
         )
 
     async def close(self) -> None:
         try:
+            await self.usage.aclose()  # first: its last flush needs Redis and PostgreSQL
             await self.buckets.aclose()
             await self.redis.aclose()
         finally:

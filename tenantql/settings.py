@@ -10,6 +10,8 @@ from pathlib import Path
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
+from db.engine import Pooler, with_pooler
+
 
 class PersistedMode(StrEnum):
     OFF = "off"
@@ -33,6 +35,12 @@ def _flag(value: str) -> bool:
     if value.strip().lower() in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(f"not a boolean: {value!r}")
+
+
+def _database_url(url: str | None, pooler: Pooler | None) -> str | None:
+    """DATABASE_URL, naming DATABASE_POOLER if set: the engines read it from the URL
+    (docs/adr/0008-transaction-poolers.md), worker processes included."""
+    return with_pooler(url, pooler) if url and pooler else url
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +70,13 @@ class Settings:
     home: Path = Path(".tenantql")
     database_pool_size: int = 10
     database_statement_timeout_ms: int = 15_000
+    database_connect_timeout_seconds: float = 5.0  # a new connection, or the request fails with 503
+    database_pool_timeout_seconds: float = 10.0  # waiting for a pooled connection, likewise
+    shutdown_grace_seconds: int = 20  # `serve`: how long SIGTERM waits for requests in flight
+    body_read_timeout_seconds: float = 30.0  # a request body must arrive within this, or 408
     tenant_cache_seconds: float = 5.0
     tracking_domain: str | None = None  # public tracking at <slug>.<tracking_domain>; None: custom domains only
+    usage_flush_seconds: float = 60.0  # how often metered usage moves from Redis to PostgreSQL
     graphiql_token: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -74,7 +87,9 @@ class Settings:
         jwks_url = env("JWT_JWKS_URL", default=None) or None
         assets_dir = env("GRAPHIQL_ASSETS_DIR", default=None) or None
         return cls(
-            database_url=env("DATABASE_URL", default=None) or None,
+            database_url=_database_url(
+                env("DATABASE_URL", default=None) or None, env("DATABASE_POOLER", cast=Pooler, default=None)
+            ),
             database_owner_url=env("DATABASE_OWNER_URL", default=None) or None,
             redis_url=env("REDIS_URL", default=None) or None,
             jwt_secret=secret if secret and str(secret) else None,
@@ -96,8 +111,13 @@ class Settings:
             home=home,
             database_pool_size=env("DATABASE_POOL_SIZE", cast=int, default=10),
             database_statement_timeout_ms=env("DATABASE_STATEMENT_TIMEOUT_MS", cast=int, default=15_000),
+            database_connect_timeout_seconds=env("DATABASE_CONNECT_TIMEOUT_SECONDS", cast=float, default=5.0),
+            database_pool_timeout_seconds=env("DATABASE_POOL_TIMEOUT_SECONDS", cast=float, default=10.0),
+            shutdown_grace_seconds=env("SHUTDOWN_GRACE_SECONDS", cast=int, default=20),
+            body_read_timeout_seconds=env("BODY_READ_TIMEOUT_SECONDS", cast=float, default=30.0),
             tenant_cache_seconds=env("TENANT_CACHE_SECONDS", cast=float, default=5.0),
             tracking_domain=env("TRACKING_DOMAIN", default="").strip().strip(".").lower() or None,
+            usage_flush_seconds=env("USAGE_FLUSH_SECONDS", cast=float, default=60.0),
             graphiql_token=env("TENANTQL_GRAPHIQL_TOKEN", default=None) or None,
         )
 

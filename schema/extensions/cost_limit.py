@@ -9,6 +9,10 @@ Per operation, after validation and before execution:
 3. after execution, the difference to the actual cost (what was really returned) is
    given back: one Redis round trip to charge, one to refund, none when nothing is owed.
 
+Both round trips also meter the tenant's usage (`db.usage`), so the usage recorded is the
+actual cost. An operation that cost more than it was charged pays no more, but the excess
+is metered in this process (no round trip), to be flushed with the rest.
+
 Every response that reached step 1 carries `extensions.cost`. The tenant's budget comes
 from its plan in the tenants table, through the tenant context, never from the token.
 """
@@ -26,6 +30,7 @@ from strawberry.extensions import SchemaExtension
 
 from auth.tenant import TenantContext
 from db.buckets import Buckets, Budget, Charge
+from db.usage import Meter, PendingUsage, today_number
 from resolvers.context import Context
 from schema.cost import CostCalculator
 
@@ -38,11 +43,13 @@ MAX_COST = 1_000
 class CostPolicy:
     """What every request's CostLimit shares: the buckets, the limit, and what was charged.
 
-    The counters (per tenant slug) are read by `/metrics`; they are per process.
+    The counters (per tenant slug) are read by `/metrics`; they are per process. `usage` is
+    where metered usage waits to be flushed, its `counts` shared with the buckets.
     """
 
     buckets: Buckets
     max_cost: int = MAX_COST
+    usage: PendingUsage | None = None
     points: Counter[str] = field(default_factory=Counter)
     refusals: Counter[tuple[str, str]] = field(default_factory=Counter)
     _calculators: dict[int, CostCalculator] = field(default_factory=dict)
@@ -91,7 +98,7 @@ class CostLimit(SchemaExtension):
         execution = self.execution_context
         context: Context = execution.context
         tenant, policy = context.tenant, self.policy
-        budget = budget_of(tenant)
+        budget, meter = budget_of(tenant), Meter(tenant.tenant_id, tenant.api_key_id)
         plan = policy.calculator(execution.schema._schema).plan(
             execution.graphql_document, execution.variables, execution.operation_name, key=execution.query
         )
@@ -101,17 +108,23 @@ class CostLimit(SchemaExtension):
             self._refuse(context, status, requested, MAX_COST_EXCEEDED, _over_cost(requested, policy.max_cost))
             yield
             return
-        charge = await policy.buckets.charge(tenant.tenant_id, budget, requested)
+        charge = await policy.buckets.charge(tenant.tenant_id, budget, requested, meter=meter)
         if not charge.charged:
             self._refuse(context, charge, requested, THROTTLED, _throttled(requested, charge))
             yield
             return
         context.throttle = charge
+        context.unflushed_usage = policy.usage  # so the `usage` field reports what is not flushed yet
         yield
         result = execution.result
         actual = plan.actual(result.data if result is not None else None)
         if requested > actual:
-            charge = await policy.buckets.refund(tenant.tenant_id, budget, requested - actual, charge=charge)
+            charge = await policy.buckets.refund(
+                tenant.tenant_id, budget, requested - actual, charge=charge, meter=meter
+            )
+        elif actual > requested and policy.usage is not None:
+            day = charge.usage_day if charge.usage_day is not None else today_number()
+            policy.usage.counts.add(meter, day, actual - requested)
         context.throttle = charge
         policy.points[tenant.slug] += actual
         self.cost = OperationCost(requested, actual, charge)

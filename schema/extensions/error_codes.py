@@ -9,6 +9,7 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
+from db.engine import database_unavailable
 from resolvers.errors import ClientError
 from schema.extensions.documents import (
     QUERY_TOO_DEEP,
@@ -20,14 +21,17 @@ from schema.extensions.documents import (
 log = logging.getLogger("tenantql.errors")
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly"
 
 
 class ErrorCodes(SchemaExtension):
     """Usage: `build_schema(extensions=[ErrorCodes])`.
 
     Client errors keep their message and code; errors of the GraphQL layer get the code
-    of their kind; anything else becomes INTERNAL_SERVER_ERROR with only the request id,
-    and is logged with its traceback under that id.
+    of their kind; a database that cannot be reached gives SERVICE_UNAVAILABLE (the
+    endpoint answers 503); anything else becomes INTERNAL_SERVER_ERROR with only the
+    request id, and is logged with its traceback under that id.
     """
 
     def on_validate(self) -> Iterator[None]:
@@ -51,7 +55,15 @@ class ErrorCodes(SchemaExtension):
         if original is None or isinstance(original, GraphQLError):
             error.extensions = {**(error.extensions or {}), "code": _code_of(error)}
             return error
-        request_id = getattr(getattr(self.execution_context.context, "tenant", None), "request_id", "-")
+        request_id = _request_id(self.execution_context.context)
+        if database_unavailable(original):
+            log.warning("database unavailable in request %s: %s: %s", request_id, type(original).__name__, original)
+            return GraphQLError(
+                DATABASE_UNAVAILABLE_MESSAGE,
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": SERVICE_UNAVAILABLE},
+            )
         log.error("internal error in request %s at %s", request_id, error.path, exc_info=original)
         return internal_error(request_id, nodes=error.nodes, path=error.path)
 
@@ -66,6 +78,11 @@ def internal_error(request_id: str, *, nodes: Any = None, path: Any = None) -> G
     )
 
 
+def _request_id(context: Any) -> str:
+    """The tenant API's context carries the request id on its tenant, the admin API's on itself."""
+    return getattr(context, "request_id", None) or getattr(getattr(context, "tenant", None), "request_id", "-")
+
+
 def _code_of(error: GraphQLError) -> str:
     if is_token_limit_error(error):
         return TOO_MANY_TOKENS
@@ -78,4 +95,4 @@ def _code_of(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-__all__ = ["INTERNAL", "ErrorCodes", "internal_error"]
+__all__ = ["DATABASE_UNAVAILABLE_MESSAGE", "INTERNAL", "SERVICE_UNAVAILABLE", "ErrorCodes", "internal_error"]

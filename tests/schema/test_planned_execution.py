@@ -127,7 +127,9 @@ async def both(query: str, variables: dict[str, Any] | None = None) -> tuple[dic
 
 
 DIRECTIVES = "query ($with: Boolean!) { parcels { code colour @include(if: $with) sender @skip(if: $with) { name } } }"
-EVERYTHING = "code colour weight tags { label shout } sender { name ... on Person { email } } history { label } __typename"
+EVERYTHING = (
+    "code colour weight tags { label shout } sender { name ... on Person { email } } history { label } __typename"
+)
 
 
 async def test_a_fully_prefetched_page_takes_no_field_path_below_the_root():

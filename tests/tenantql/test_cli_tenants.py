@@ -1,4 +1,5 @@
-"""`tenantql tenants create|list|set-plan|suspend|resume`: run as an operator runs them, seen by a running app."""
+"""`tenantql tenants create|list|set-plan|suspend|resume|set-domain` and `token --platform-admin`: run as an
+operator runs them, seen by a running app."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from auth.tenant import Plan, Role, TenantStatus
 from db import platform
 from db.models import AuditEntry, Shipment, Tenant, User
 from db.transaction import tenant_transaction
-from tenantql.cli import build_parser
+from tenantql.admin import PATH as ADMIN_PATH
+from tenantql.cli import build_parser, cmd_tenants_set_domain, cmd_token
+from tenantql.public_tracking import PATH as TRACKING_PATH
 from tests.live import run_cli
 
 VIEWER = {"query": "{ viewer { role tenant { slug plan } } }"}
@@ -248,3 +251,58 @@ async def test_a_change_whose_audit_row_fails_is_rolled_back(owner_engine, make_
             await change()
     row = await tenant_row(owner_engine, tenant.slug)
     assert (row.plan, row.status) == (Plan.STARTER, TenantStatus.ACTIVE)
+
+
+async def test_set_domain_serves_public_tracking_at_that_host_and_clear_removes_it(
+    settings, client, owner_engine, make_tenant
+):
+    tenant = await make_tenant(Plan.STARTER)
+    domain = f"track.{tenant.slug}.example"
+    number = tenant.tracking_numbers[0]
+    track = {
+        "query": "query T($n: String!) { trackShipment(trackingNumber: $n) { status } }",
+        "variables": {"n": number},
+    }
+
+    done = run_cli(settings, "tenants", "set-domain", tenant.slug, domain.upper(), "--reason", "go-live")
+    assert done.returncode == 0 and f"now serves public tracking at {domain}" in done.stdout, done.stderr
+    listed = run_cli(settings, "tenants", "list").stdout
+    [line] = [line for line in listed.splitlines() if line.startswith(tenant.slug + " ")]
+    assert line.split()[1:5] == ["STARTER", "ACTIVE", "-", domain]
+    response = await client.post(TRACKING_PATH, json=track, headers={"Host": domain})
+    assert response.status_code == 200 and response.json()["data"]["trackShipment"]["status"], response.text
+
+    done = run_cli(settings, "tenants", "set-domain", tenant.slug, "--clear")
+    assert done.returncode == 0 and "at no custom domain" in done.stdout, done.stderr
+    deadline = time.monotonic() + 10
+    while (response := await client.post(TRACKING_PATH, json=track, headers={"Host": domain})).status_code == 200:
+        assert time.monotonic() < deadline, "the cleared domain is still served"
+        await asyncio.sleep(0.1)
+    assert response.status_code == 404 and response.json()["errors"][0]["extensions"]["code"] == "UNKNOWN_HOST"
+
+    rows = await audit_rows(owner_engine, tenant.id)
+    assert [(row.action, row.changes["custom_domain"], row.changes["reason"]) for row in rows] == [
+        ("tenant.set_custom_domain", domain, "go-live"),
+        ("tenant.set_custom_domain", None, None),
+    ]
+    assert all(row.actor.startswith("platform:cli:") for row in rows)
+    for wrong in ([tenant.slug], [tenant.slug, domain, "--clear"]):  # refused before anything runs
+        assert cmd_tenants_set_domain(build_parser().parse_args(["tenants", "set-domain", *wrong]), settings) == 2
+
+
+async def test_token_platform_admin_is_accepted_by_the_admin_endpoint_and_refused_by_graphql(settings, client):
+    done = run_cli(settings, "token", "--platform-admin", "--subject", "ops-bob", "--ttl", "10m")
+    assert done.returncode == 0, done.stderr
+    headers = {"Authorization": f"Bearer {done.stdout.strip()}"}
+
+    listed = await client.post(ADMIN_PATH, json={"query": "{ tenants { slug } }"}, headers=headers)
+    assert listed.status_code == 200 and listed.json()["data"]["tenants"], listed.text
+    refused = await client.post("/graphql", json=VIEWER, headers=headers)
+    assert refused.status_code == 401 and refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    for wrong in (
+        ["--platform-admin", "--tenant", "acme"],
+        ["--platform-admin", "--subject", "two words"],
+        ["--tenant", "acme"],
+        ["--subject", "x"],
+    ):
+        assert cmd_token(build_parser().parse_args(["token", *wrong]), settings) == 2, wrong
