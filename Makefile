@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # GraphiQL's browser assets, pinned by graphiql/package-lock.json and served by the app itself.
 GRAPHIQL_STAMP := graphiql/node_modules/.installed
 
-.PHONY: install run test lint clean chromium
+.PHONY: install run test lint clean chromium pgbouncer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ chromium:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
 		|| echo "warning: could not install chromium with apt-get: the GraphiQL browser test will fail" >&2
 
-test: $(STAMP) $(GRAPHIQL_STAMP) chromium
+# The transaction pooler tests start Debian's pgbouncer themselves; without it, they fail and say why.
+pgbouncer:
+	@test -x /usr/sbin/pgbouncer || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer) \
+		|| echo "warning: could not install pgbouncer with apt-get: the transaction pooler tests will fail" >&2
+
+test: $(STAMP) $(GRAPHIQL_STAMP) chromium pgbouncer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -50,3 +55,15 @@ bench: $(STAMP) wrk
 
 bench-scaling: $(STAMP) wrk
 	$(BIN)/python -m bench.run --scaling
+
+# Soak (not part of `make test`): mixed-tenant traffic against `tenantql serve --workers 2` for ten
+# minutes, looking for leaks (SOAK_SECONDS=60 shortens it; see bench/soak.py), then the isolation
+# fuzzing with many more examples than `make test` runs (SOAK_FUZZ_EXAMPLES, default 5000).
+.PHONY: soak
+
+soak: $(STAMP) wrk
+	$(BIN)/python -m bench.soak
+	@if [ -d tests/isolation ]; then \
+		echo "isolation fuzzing: TENANTQL_FUZZ_EXAMPLES=$${SOAK_FUZZ_EXAMPLES:-5000}"; \
+		TENANTQL_FUZZ_EXAMPLES=$${SOAK_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -p no:cacheprovider tests/isolation; \
+	fi

@@ -31,6 +31,7 @@ its document.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from contextlib import suppress
@@ -162,7 +163,8 @@ class CostCalculator:
     def _cached(
         self, document: DocumentNode, variables: Mapping[str, Any], operation_name: str | None, key: str
     ) -> CostPlan:
-        text = (key, operation_name)
+        # By digest: a key holding the text itself would keep up to 1,024 request bodies alive.
+        text = (hashlib.sha256(key.encode()).digest(), operation_name)
         names: tuple[str, ...] = self._reads.get(text) or ()
         try:
             found = self._plans.get((*text, names, _values(variables, names)))

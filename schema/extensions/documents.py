@@ -1,91 +1,175 @@
 """Parse, limit and validate each distinct document once per process, not once per request.
 
 A document is refused before validation, and long before execution, when it is bigger
-than any honest client needs: more than 2,000 tokens, nested more than 12 levels deep,
-or using more than 30 aliases. Those are the shapes of the attacks that make GraphQL
-servers burn CPU (alias and fragment bombs hit the validator's overlapping-fields rule
-quadratically) and they are cheap to spot on the parsed document. Introspection, as
-GraphiQL sends it (about 15 levels deep), is exempt.
+than any honest client needs (`schema.document_limits`): more than 2,000 tokens, nested
+more than 12 levels deep, using more than 30 aliases, or repeating selections so often
+that validation would compare more than 2,000 pairs of them (ADR 0009). Introspection, as
+GraphiQL sends it (about 15 levels deep), is exempt from the first three.
 
 Strawberry's QueryDepthLimiter, MaxAliasesLimiter and MaxTokensLimiter do the same
 counting but give their errors no code and cannot exempt introspection from the alias
 limit; the limits also need to run before validation to protect it, which validation
-rules cannot. So the three limits, the parser cache and the validation cache are one
-extension here, sharing one cache keyed by the query text.
+rules cannot. So the limits, the parser cache and the validation cache are one extension
+here, sharing one cache keyed by the query text and bounded by the memory it holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import lru_cache
+import sys
+from collections import OrderedDict, namedtuple
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from threading import Lock
 from typing import Any
 
-from graphql import (
-    DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    GraphQLSchema,
-    GraphQLSyntaxError,
-    InlineFragmentNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
-    parse,
-    validate,
-)
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, GraphQLSyntaxError, parse, validate
 from strawberry.extensions import SchemaExtension
 
-QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
-TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
-TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
-INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
-_ROOT_INTROSPECTION_FIELDS = INTROSPECTION_FIELDS | {"__typename"}
+from schema.document_limits import (
+    INTROSPECTION_FIELDS,
+    QUERY_TOO_DEEP,
+    TOO_MANY_ALIASES,
+    TOO_MANY_REPEATED_FIELDS,
+    TOO_MANY_TOKENS,
+    Limits,
+    is_introspection,
+    is_nesting_limit_error,
+    is_token_limit_error,
+    refusals,
+)
+
+# What a parsed document holds per token, its text aside: measured 0.4 to 0.62 KB (the nodes,
+# their locations, and the tokens those start and end at).
+_BYTES_PER_TOKEN = 640
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 2_000
-    # An introspection document may be longer than `max_tokens`, up to this.
-    max_introspection_tokens: int = 20_000
+DEFAULT_LIMITS = Limits()
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])  # as functools reports it
 
-    @property
-    def parse_options(self) -> dict[str, Any]:
-        return {"max_lexical_tokens": self.max_tokens, "max_comments": self.max_tokens}
+
+@dataclass(slots=True)
+class _Entry:
+    document: DocumentNode
+    weight: int  # bytes it is estimated to hold
+    checks: dict[tuple[GraphQLSchema, tuple[Any, ...]], tuple[GraphQLError, ...]] = field(default_factory=dict)
+
+
+class _Counted:
+    """One use of the cache, counted like a `functools.lru_cache` (its `cache_info()`)."""
+
+    def __init__(self, cache: DocumentCache, lookup: Callable[..., tuple[Any, bool]]) -> None:
+        self.cache, self.lookup = cache, lookup
+        self.hits = self.misses = 0
+
+    def __call__(self, *args: Any) -> Any:
+        value, cached = self.lookup(*args)
+        if cached:
+            self.hits += 1
+        else:
+            self.misses += 1
+        return value
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, self.cache.maxsize, len(self.cache))
 
 
 class DocumentCache:
-    """The parsed documents and their refusals, shared by every request of one schema."""
+    """The parsed documents and their refusals, shared by every request of one schema.
 
-    def __init__(self, limits: Limits = Limits(), maxsize: int = 1024) -> None:
+    Bounded by count and by weight, an estimate of the memory an entry holds: its text and
+    every token of its parse. Counted alone, 1,024 request bodies of 1 MB or introspection
+    documents of thousands of tokens would hold gigabytes in every process; weighed, the
+    entries hold at most `max_bytes`, least recently used first out, and a document weighing
+    more than a sixteenth of that is not kept at all (ADR 0009).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, maxsize: int = 1024, max_bytes: int = 32 * 2**20) -> None:
         self.limits = limits
-        self.parse = lru_cache(maxsize=maxsize)(self._parse)
-        self.check = lru_cache(maxsize=maxsize)(self._check)
+        self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.weight = 0
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._last: tuple[str, DocumentNode] | None = None  # kept even if too heavy: a request parses once
+        self._lock = Lock()  # sync resolvers run in threads
+        self.parse = _Counted(self, self._document)
+        self.check = _Counted(self, self._checked)
 
-    def _parse(self, query: str) -> DocumentNode:
-        """The document; a GraphQLSyntaxError is raised, not cached, and Strawberry reports it."""
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _document(self, query: str) -> tuple[DocumentNode, bool]:
+        if (entry := self._entry(query)) is not None:
+            return entry.document, True
+        if (last := self._last) is not None and last[0] == query:
+            return last[1], True
+        document, tokens = self._parse(query)
+        self._last = (query, document)
+        if (weight := 2 * sys.getsizeof(query) + _BYTES_PER_TOKEN * tokens) <= self.max_bytes // 16:
+            self._store(query, _Entry(document, weight))
+        return document, False
+
+    def _checked(
+        self, query: str, schema: GraphQLSchema, rules: tuple[Any, ...]
+    ) -> tuple[tuple[GraphQLError, ...], bool]:
+        """The refusals of the limits, else the validation errors; empty when executable."""
+        document = self.parse(query)
+        entry = self._entry(query)
+        if entry is not None and (found := entry.checks.get((schema, rules))) is not None:
+            return found, True
+        found = refusals(document, self.limits) or tuple(validate(schema, document, rules))
+        if entry is not None and entry.document is document:
+            entry.checks[schema, rules] = found
+        return found, False
+
+    def _entry(self, query: str) -> _Entry | None:
+        with self._lock:
+            entry = self._entries.get(query)
+            if entry is not None:
+                self._entries.move_to_end(query)
+            return entry
+
+    def _store(self, query: str, entry: _Entry) -> None:
+        with self._lock:
+            if (replaced := self._entries.pop(query, None)) is not None:
+                self.weight -= replaced.weight
+            self._entries[query] = entry
+            self.weight += entry.weight
+            while self._entries and (len(self._entries) > self.maxsize or self.weight > self.max_bytes):
+                _, dropped = self._entries.popitem(last=False)
+                self.weight -= dropped.weight
+
+    def _parse(self, query: str) -> tuple[DocumentNode, int]:
+        """The document and its number of tokens; a GraphQLSyntaxError is raised, not cached, and
+        Strawberry reports it."""
         try:
-            return parse(query, **self.limits.parse_options)
+            return _unlinked(parse(query, **self.limits.parse_options))
         except GraphQLSyntaxError as error:
             if not is_token_limit_error(error) or not any(name in query for name in INTROSPECTION_FIELDS):
                 raise
             refusal = error
         limits = self.limits
-        document = parse(query, max_lexical_tokens=limits.max_introspection_tokens, max_comments=limits.max_tokens)
-        if not _is_introspection(document):
+        document, tokens = _unlinked(
+            parse(query, max_lexical_tokens=limits.max_introspection_tokens, max_comments=limits.max_tokens)
+        )
+        if is_introspection(document):
+            return document, tokens
+        try:
             raise refusal
-        return document
+        finally:
+            del refusal  # the traceback holds this frame: no cycle through it
 
-    def _check(self, query: str, schema: GraphQLSchema, rules: tuple[Any, ...]) -> tuple[GraphQLError, ...]:
-        """The refusals of the limits, else the validation errors; empty when executable."""
-        document = self.parse(query)
-        refusals = _refusals(document, self.limits)
-        if refusals:
-            return refusals
-        return tuple(validate(schema, document, rules))
+
+def _unlinked(document: DocumentNode) -> tuple[DocumentNode, int]:
+    """The document with its tokens no longer linked to each other, as graphql-core pickles them.
+
+    Linked both ways, the tokens are one reference cycle holding the text: a document dropped
+    by the cache, or never kept, would stay in memory until a full garbage collection, which a
+    few requests of a megabyte each, being few objects, do not bring about. Unlinked, it goes
+    as soon as nothing refers to it, with the tokens no node's location starts or ends at."""
+    tokens, token = 0, document.loc.start_token if document.loc else None
+    while token is not None:
+        tokens, token.prev, token.next, token = tokens + 1, None, None, token.next
+    return document, tokens
 
 
 class PreparedDocuments(SchemaExtension):
@@ -117,115 +201,10 @@ class PreparedDocuments(SchemaExtension):
         yield
 
 
-def is_token_limit_error(error: GraphQLError) -> bool:
-    """The parser's refusal of a document with too many tokens or comments."""
-    return isinstance(error, GraphQLSyntaxError) and (
-        " tokens. Parsing aborted." in error.message or " comments. Parsing aborted." in error.message
-    )
-
-
-def is_nesting_limit_error(error: GraphQLError) -> bool:
-    """The parser's refusal of a document nested deeper than Python's recursion allows."""
-    return isinstance(error, GraphQLSyntaxError) and "nested too deeply" in error.message
-
-
-def _refusals(document: DocumentNode, limits: Limits) -> tuple[GraphQLError, ...]:
-    shape = _Shape(document)
-    errors = []
-    if (depth := shape.depth()) > limits.max_depth:
-        errors.append(
-            GraphQLError(
-                f"The operation is nested {depth} levels deep; at most {limits.max_depth} are allowed.",
-                extensions={"code": QUERY_TOO_DEEP, "depth": depth, "maxDepth": limits.max_depth},
-            )
-        )
-    if (aliases := shape.aliases()) > limits.max_aliases:
-        errors.append(
-            GraphQLError(
-                f"The document uses {aliases} aliases; at most {limits.max_aliases} are allowed.",
-                extensions={"code": TOO_MANY_ALIASES, "aliases": aliases, "maxAliases": limits.max_aliases},
-            )
-        )
-    return tuple(errors)
-
-
-class _Shape:
-    """Depth and alias count of a document, introspection fields left out.
-
-    Depth counts nested selection sets below the operation (`{ viewer { role } }` is 1
-    deep), following fragment spreads; each fragment's depth is worked out once, so a
-    fragment that spreads another many times costs no more than writing it out once.
-    """
-
-    def __init__(self, document: DocumentNode) -> None:
-        self.operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self._fragment_depths: dict[str, int] = {}
-
-    def depth(self) -> int:
-        return max((self._depth(o.selection_set, set()) - 1 for o in self.operations), default=0)
-
-    def aliases(self) -> int:
-        definitions = [*self.operations, *self.fragments.values()]
-        return sum(_aliases(d.selection_set) for d in definitions)
-
-    def _depth(self, selection_set: SelectionSetNode | None, expanding: set[str]) -> int:
-        """Fields on the longest path through `selection_set`."""
-        if selection_set is None:
-            return 0
-        deepest = 0
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                if selection.name.value in INTROSPECTION_FIELDS:
-                    continue
-                depth = 1 + self._depth(selection.selection_set, expanding)
-            elif isinstance(selection, InlineFragmentNode):
-                depth = self._depth(selection.selection_set, expanding)
-            elif isinstance(selection, FragmentSpreadNode):
-                depth = self._spread_depth(selection.name.value, expanding)
-            else:
-                continue
-            deepest = max(deepest, depth)
-        return deepest
-
-    def _spread_depth(self, name: str, expanding: set[str]) -> int:
-        if name in self._fragment_depths:
-            return self._fragment_depths[name]
-        fragment = self.fragments.get(name)
-        if fragment is None or name in expanding:
-            return 0  # unknown or cyclic: validation refuses the document
-        depth = self._depth(fragment.selection_set, expanding | {name})
-        self._fragment_depths[name] = depth
-        return depth
-
-
-def _aliases(selection_set: SelectionSetNode | None) -> int:
-    if selection_set is None:
-        return 0
-    count = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value in INTROSPECTION_FIELDS:
-                continue
-            count += selection.alias is not None
-        if isinstance(selection, FieldNode | InlineFragmentNode):
-            count += _aliases(selection.selection_set)
-    return count
-
-
-def _is_introspection(document: DocumentNode) -> bool:
-    """Every operation asks only for introspection fields at its root."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    return bool(operations) and all(
-        isinstance(s, FieldNode) and s.name.value in _ROOT_INTROSPECTION_FIELDS
-        for operation in operations
-        for s in operation.selection_set.selections
-    )
-
-
-__all__ = [
+__all__ = [  # the limits' names too, for the modules that import them from here
     "QUERY_TOO_DEEP",
     "TOO_MANY_ALIASES",
+    "TOO_MANY_REPEATED_FIELDS",
     "TOO_MANY_TOKENS",
     "DocumentCache",
     "Limits",
