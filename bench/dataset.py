@@ -67,6 +67,36 @@ async def vacuum_analyze(owner_url: str) -> None:
         await connection.close()
 
 
+UNLIMITED_BUDGET = 100_000_000  # points per minute: far beyond what one machine can spend
+
+
+async def lift_budgets(owner_url: str, slugs: Sequence[str], *, reason: str) -> None:
+    """Put the load's tenants on ENTERPRISE with a budget no run can spend.
+
+    A SCALE tenant refills 167 points a second and Q2 costs 252, so at the target speeds the
+    runs would measure the budgets, not the server. Every request is still charged and
+    refunded in Redis as usual: only the refusals go. The change goes through the platform's
+    own path (`db.platform.set_plan`), audited like an operator's.
+    """
+    from auth.tenant import Plan
+    from db.engine import create_owner_engine
+    from db.platform import set_plan
+
+    engine = create_owner_engine(owner_url)
+    try:
+        for slug in slugs:
+            await set_plan(
+                engine,
+                slug,
+                Plan.ENTERPRISE,
+                rate_limit_per_minute=UNLIMITED_BUDGET,
+                actor="platform:bench",
+                reason=reason,
+            )
+    finally:
+        await engine.dispose()
+
+
 async def mint_tokens(settings: Settings, slugs: Sequence[str]) -> dict[str, tuple[uuid.UUID, str]]:
     """`tenantql token --role member` for each slug, in one process: slug → (tenant id, token)."""
     from sqlalchemy import select

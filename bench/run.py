@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from bench.ceiling import CeilingResult, CeilingSpec, asyncpg_dsn
 from bench.config import ROOT, BenchConfig
-from bench.dataset import TenantPlan, mint_tokens, plan_tenants, requests_for, seed, vacuum_analyze
+from bench.dataset import TenantPlan, lift_budgets, mint_tokens, plan_tenants, requests_for, seed, vacuum_analyze
 from bench.load import run_wrk, write_plan, wrk_executable, wrk_version
 from bench.machine import busy_cpu_percent, this_machine
 from bench.operations import (
@@ -85,6 +85,9 @@ async def prepare(config: BenchConfig, base_url: str) -> tuple[Settings, list[Te
         if not configured.database_url or not configured.database_owner_url or not configured.redis_url:
             raise SystemExit("the bench needs DATABASE_URL, DATABASE_OWNER_URL and REDIS_URL, or none of them")
         await vacuum_analyze(configured.database_owner_url)
+        await lift_budgets(
+            configured.database_owner_url, slugs, reason="load benchmark: measure the server, not budgets"
+        )
         connection = await asyncpg.connect(asyncpg_dsn(configured.database_url))
         try:
             version = str(await connection.fetchval("SHOW server_version"))
