@@ -39,6 +39,7 @@ from tenantql.graphql_http import (
     read_body,
     request_id_of,
     result_body,
+    text_operation,
 )
 from tenantql.services import Services
 
@@ -156,16 +157,7 @@ async def _operation(request: Request) -> tuple[str, dict[str, Any] | None, str 
     if content_type not in (JSON, GRAPHQL_RESPONSE):
         raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
     payload = json_value(await read_body(request, MAX_BODY_BYTES), "the request body")
-    if not isinstance(payload, dict):
-        raise RequestError("the request body must be a JSON object with a `query`")
-    query, variables, name = payload.get("query"), payload.get("variables"), payload.get("operationName")
-    if not query or not isinstance(query, str):
-        raise RequestError("the request has no query")
-    if variables is not None and not isinstance(variables, dict):
-        raise RequestError("`variables` must be an object")
-    if name is not None and not isinstance(name, str):
-        raise RequestError("`operationName` must be a string")
-    return query, variables, name or None
+    return text_operation(payload)
 
 
 def _response(

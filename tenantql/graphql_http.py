@@ -411,6 +411,15 @@ def _operation(payload: Any) -> Operation:
     return Operation(query or None, variables, name or None, extensions, document_id)
 
 
+def text_operation(payload: Any) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The query, variables and operation name of a body that must carry the query's text:
+    for the endpoints that take no persisted queries (admin, public tracking)."""
+    operation = _operation(payload)
+    if operation.query is None:
+        raise RequestError("the request has no query")
+    return operation.query, operation.variables, operation.operation_name
+
+
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
 
