@@ -210,6 +210,9 @@ ROLES = st.sampled_from([Role.ADMIN] * 6 + [Role.MEMBER, Role.VIEWER])  # ADMIN 
 _ROOT = re.compile(r"^ {2}(\w+)", re.MULTILINE)  # a root field, as graphql.print_ast indents it
 
 
+ANSWER_SECONDS = 60  # far beyond any one request of the fuzz
+
+
 class IsolationFuzz:
     """Send generated operations as the acting tenant; check each response, and the other
     tenant's rows before and after each.
@@ -244,7 +247,12 @@ class IsolationFuzz:
 
     def _examples(self, loop: asyncio.AbstractEventLoop, examples: int) -> None:
         def on_loop(awaitable: Awaitable[Any]) -> Any:
-            return asyncio.run_coroutine_threadsafe(awaitable, loop).result()  # type: ignore[arg-type]
+            future = asyncio.run_coroutine_threadsafe(awaitable, loop)  # type: ignore[arg-type]
+            try:
+                return future.result(timeout=ANSWER_SECONDS)
+            except TimeoutError:  # a request that never answers fails the example, not the whole suite
+                future.cancel()
+                raise
 
         @settings(PROFILE, max_examples=examples)
         @given(operation=self.strategy, role=ROLES)

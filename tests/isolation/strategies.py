@@ -15,7 +15,7 @@ from typing import Any
 
 import graphql
 import hypothesis_graphql
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 EXAMPLES_ENV = "TENANTQL_FUZZ_EXAMPLES"
@@ -36,6 +36,8 @@ settings.register_profile(
     deadline=None,
     database=None,
     print_blob=False,
+    # No explain phase: it replays variants of a failure to annotate it, which adds nothing here.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[
         HealthCheck.too_slow,
         HealthCheck.data_too_large,
