@@ -31,13 +31,11 @@ from resolvers.platform import PlatformContext
 from schema.admin import build_admin_schema
 from tenantql.graphql_http import (
     GRAPHQL_RESPONSE,
-    JSON,
     RequestError,
     error_body,
-    json_value,
     media_type_for,
-    read_body,
     request_id_of,
+    request_payload,
     result_body,
     text_operation,
 )
@@ -109,7 +107,7 @@ class AdminEndpoint:
                     code=ADMIN_NOT_CONFIGURED,
                     status=503,
                 )
-            query, variables, operation_name = await _operation(request)
+            query, variables, operation_name = text_operation(await request_payload(request, MAX_BODY_BYTES))
         except AuthError as error:
             headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
             return _response(error_body(error.message, error.code), error.status, media_type, request_id, headers)
@@ -149,15 +147,6 @@ class AdminEndpoint:
                 self.tracking_hosts.forget()  # keyed by host, not tenant; refilled on the next visits
 
         return forget
-
-
-async def _operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
-    """The query, variables and operation name of a POST; no batches, no persisted queries."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in (JSON, GRAPHQL_RESPONSE):
-        raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
-    payload = json_value(await read_body(request, MAX_BODY_BYTES), "the request body")
-    return text_operation(payload)
 
 
 def _response(

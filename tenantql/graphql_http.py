@@ -33,7 +33,6 @@ from db.transaction import TenantDB
 from resolvers.context import Context
 from schema import TenantQLSchema
 from schema.extensions.cost_limit import THROTTLED
-from schema.extensions.documents import QUERY_TOO_DEEP, TOO_MANY_TOKENS
 from schema.extensions.error_codes import DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE, internal_error
 from tenantql.persisted import PersistedQueryError
 from tenantql.request_stats import BATCH, UNKNOWN_OPERATION, RequestRecord, RequestStats
@@ -49,7 +48,6 @@ MAX_BATCH = 10
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _QUERY_ONLY = frozenset({OperationType.QUERY})
 _QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
-_UNPARSED = frozenset({"GRAPHQL_PARSE_FAILED", TOO_MANY_TOKENS, QUERY_TOO_DEEP})  # the cache holds no document
 
 
 class RequestError(Exception):
@@ -238,24 +236,15 @@ class GraphQLEndpoint:
             raise RequestError(error.as_http_error_reason(), code="BAD_REQUEST") from None
         body, refused = result_body(result, context.tenant.request_id)
         if record is not None:
-            record.add_operation(*describe_operation(services.schema, query, operation.operation_name, body))
+            record.add_operation(*describe_operation(services.schema, query, operation.operation_name))
         return body, refused
 
 
-def describe_operation(
-    schema: TenantQLSchema, query: str, operation_name: str | None, body: dict[str, Any]
-) -> tuple[str, str | None]:
+def describe_operation(schema: TenantQLSchema, query: str, operation_name: str | None) -> tuple[str, str | None]:
     """The type (query, mutation, subscription) and name of the operation that ran, read from the
-    document the schema's cache parsed to run it.
-
-    A document that did not parse is not asked for again: it would be parsed a second time."""
-    if any((error.get("extensions") or {}).get("code") in _UNPARSED for error in body.get("errors", ())):
-        return UNKNOWN_OPERATION, operation_name
-    try:
-        document = schema.documents.parse(query)
-    except GraphQLError:
-        return UNKNOWN_OPERATION, operation_name
-    operation = get_operation_ast(document, operation_name)
+    document the schema's cache parsed to run it; `unknown` when it never parsed."""
+    document = schema.documents.parsed(query)
+    operation = get_operation_ast(document, operation_name) if document is not None else None
     if operation is None:
         return UNKNOWN_OPERATION, operation_name
     return operation.operation.value, operation.name.value if operation.name else None
@@ -318,24 +307,27 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     return formatted
 
 
-async def _operations(request: Request) -> tuple[list[Operation], bool]:
+async def request_payload(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request's GraphQL parameters as JSON: from the query string of a GET, else from a JSON
+    body of at most `limit` bytes (415 for any other media type). Every endpoint reads its
+    operations through this."""
     if request.method == "GET":
         params = request.query_params
-        return [
-            _operation(
-                {
-                    "query": params.get("query"),
-                    "variables": json_value(params.get("variables"), "`variables`"),
-                    "operationName": params.get("operationName"),
-                    "extensions": json_value(params.get("extensions"), "`extensions`"),
-                    "documentId": params.get("documentId"),
-                }
-            )
-        ], False
+        return {
+            "query": params.get("query"),
+            "variables": json_value(params.get("variables"), "`variables`"),
+            "operationName": params.get("operationName"),
+            "extensions": json_value(params.get("extensions"), "`extensions`"),
+            "documentId": params.get("documentId"),
+        }
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (JSON, GRAPHQL_RESPONSE):
         raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
-    payload = json_value(await read_body(request), "the request body")
+    return json_value(await read_body(request, limit), "the request body")
+
+
+async def _operations(request: Request) -> tuple[list[Operation], bool]:
+    payload = await request_payload(request)
     if isinstance(payload, list):
         if not payload:
             raise RequestError("a batch must hold at least one operation")
@@ -465,5 +457,6 @@ __all__ = [
     "rate_limit_headers",
     "read_body",
     "request_id_of",
+    "request_payload",
     "result_body",
 ]

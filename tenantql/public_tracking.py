@@ -39,14 +39,12 @@ from schema.extensions.error_codes import ErrorCodes
 from schema.types.logistics import ShipmentStatus
 from tenantql.graphql_http import (
     GRAPHQL_RESPONSE,
-    JSON,
     RequestError,
     error_body,
-    json_value,
     media_type_for,
     rate_limit_headers,
-    read_body,
     request_id_of,
+    request_payload,
     result_body,
     text_operation,
 )
@@ -182,7 +180,7 @@ class PublicTrackingEndpoint:
                     status=429,
                     headers={**headers, "retry-after": retry_after},
                 )
-            query, variables, operation_name = await _operation(request)
+            query, variables, operation_name = text_operation(await request_payload(request, MAX_BODY_BYTES))
             context = PublicContext(tenant=PublicTenant(site.tenant_id, request_id), engine=services.engine)
             result = await self.schema.execute(
                 query,
@@ -205,23 +203,6 @@ class PublicTrackingEndpoint:
         body, refused = result_body(result, request_id)
         status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
         return _response(body, status, media_type, request_id, headers)
-
-
-async def _operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
-    """The query, variables and operation name of a GET or POST; persisted queries and batches are not served."""
-    if request.method == "GET":
-        params = request.query_params
-        payload: Any = {
-            "query": params.get("query"),
-            "variables": json_value(params.get("variables"), "`variables`"),
-            "operationName": params.get("operationName"),
-        }
-    else:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in (JSON, GRAPHQL_RESPONSE):
-            raise RequestError("send the request as application/json", code="UNSUPPORTED_MEDIA_TYPE", status=415)
-        payload = json_value(await read_body(request, MAX_BODY_BYTES), "the request body")
-    return text_operation(payload)
 
 
 def _response(

@@ -97,11 +97,17 @@ class DocumentCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _document(self, query: str) -> tuple[DocumentNode, bool]:
+    def parsed(self, query: str) -> DocumentNode | None:
+        """The document of `query` if this cache holds it; never parses. For reports on what ran."""
         if (entry := self._entry(query)) is not None:
-            return entry.document, True
+            return entry.document
         if (last := self._last) is not None and last[0] == query:
-            return last[1], True
+            return last[1]
+        return None
+
+    def _document(self, query: str) -> tuple[DocumentNode, bool]:
+        if (known := self.parsed(query)) is not None:
+            return known, True
         document, tokens = self._parse(query)
         self._last = (query, document)
         if (weight := 2 * sys.getsizeof(query) + _BYTES_PER_TOKEN * tokens) <= self.max_bytes // 16:
