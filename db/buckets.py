@@ -125,16 +125,13 @@ class Buckets(Protocol):
     async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge: ...
 
 
-class RedisBuckets:
-    """The shared buckets; one Redis round trip per charge or refund."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self._script = redis.register_script(_SCRIPT)  # EVALSHA, loading the script only when missing
+class _Arithmetic:
+    """Charge, refund and status as one operation on a bucket: add `amount` points' worth of
+    use (negative to give back) if the bucket holds it. Each store says how in `_apply`."""
 
     async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: int, *, meter: Meter | None = None) -> Charge:
         """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
-        return await self._run(tenant_id, budget, amount, meter)
+        return await self._apply(tenant_id, budget, amount, meter)
 
     async def refund(
         self,
@@ -149,12 +146,25 @@ class RedisBuckets:
 
         `charge` says which day its usage counted on; whether it was local matters only to
         buckets that can move (`FailoverBuckets`): one store has one place to refund to."""
-        return await self._run(tenant_id, budget, -max(0, amount), meter, charge.usage_day if charge else None)
+        return await self._apply(tenant_id, budget, -max(0, amount), meter, charge.usage_day if charge else None)
 
     async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge:
-        return await self._run(tenant_id, budget, 0)
+        return await self._apply(tenant_id, budget, 0)
 
-    async def _run(
+    async def _apply(
+        self, tenant_id: uuid.UUID, budget: Budget, amount: int, meter: Meter | None = None, day: int | None = None
+    ) -> Charge:
+        raise NotImplementedError
+
+
+class RedisBuckets(_Arithmetic):
+    """The shared buckets; one Redis round trip per charge or refund."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._script = redis.register_script(_SCRIPT)  # EVALSHA, loading the script only when missing
+
+    async def _apply(
         self, tenant_id: uuid.UUID, budget: Budget, amount: int, meter: Meter | None = None, day: int | None = None
     ) -> Charge:
         keys: list[str] = [KEY_PREFIX + str(tenant_id)]
@@ -174,7 +184,7 @@ class _Level(NamedTuple):
     full_at: float  # when the bucket will be full again, and the entry can go
 
 
-class LocalBuckets:
+class LocalBuckets(_Arithmetic):
     """One process's buckets, with the script's arithmetic on the process's monotonic clock.
 
     Only a bucket that is not full is stored, and one that would be full again is dropped,
@@ -202,26 +212,7 @@ class LocalBuckets:
     def clear(self) -> None:
         self._levels.clear()
 
-    async def charge(self, tenant_id: uuid.UUID, budget: Budget, amount: int, *, meter: Meter | None = None) -> Charge:
-        """Take `amount` if the bucket holds it; otherwise take nothing and say when it would."""
-        return self._run(tenant_id, budget, amount, meter)
-
-    async def refund(
-        self,
-        tenant_id: uuid.UUID,
-        budget: Budget,
-        amount: int,
-        *,
-        charge: Charge | None = None,
-        meter: Meter | None = None,
-    ) -> Charge:
-        """Give back points charged but not used; the bucket never exceeds its capacity."""
-        return self._run(tenant_id, budget, -max(0, amount), meter, charge.usage_day if charge else None)
-
-    async def status(self, tenant_id: uuid.UUID, budget: Budget) -> Charge:
-        return self._run(tenant_id, budget, 0)
-
-    def _run(
+    async def _apply(
         self, tenant_id: uuid.UUID, budget: Budget, amount: int, meter: Meter | None = None, day: int | None = None
     ) -> Charge:
         # No await in here: on one event loop a charge is as atomic as the script.
