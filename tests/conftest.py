@@ -6,6 +6,7 @@ and need no clean-up; the servers live in a temporary folder and go with it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +29,7 @@ from db.models import Customer, Driver, Shipment, Vehicle
 from db.seed import DataSize, ensure_tenant, seed_tenant_data, stable_id
 from db.transaction import tenant_transaction
 from tenantql.app import create_app
-from tenantql.embedded import EmbeddedServers, ServerURLs
+from tenantql.embedded import EmbeddedRedis, EmbeddedServers, ServerURLs
 from tenantql.settings import Settings
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -134,6 +135,17 @@ class TenantHandle:
 
     def headers(self, role: Role = Role.ADMIN) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role)}"}
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A Valkey of the test's own, to stop and start without disturbing the session's."""
+    redis = EmbeddedRedis(tmp_path, durable=False)
+    await asyncio.to_thread(redis.start)
+    try:
+        yield redis
+    finally:
+        await asyncio.to_thread(redis.stop)
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import http.server
 import json
 import re
-import threading
 import time
 import uuid
 import warnings
@@ -43,6 +41,7 @@ from db.transaction import tenant_transaction
 from tenantql.admin import PATH as ADMIN
 from tenantql.app import create_app
 from tests.conftest import JWT_SECRET, SMALL
+from tests.jwks import KeyServer
 
 ISSUER = "https://id.tenantql.example"
 AUDIENCE = "tenantql-api"
@@ -121,39 +120,7 @@ class Statements:
 # -- keys and a JWKS endpoint of the identity provider ------------------------------------------
 
 
-class KeyServer:
-    """The identity provider's JWKS at `url`, and an attacker's at `elsewhere`; counts fetches by path."""
-
-    ATTACKER = "/attacker/jwks.json"
-
-    def __init__(self, jwks: dict[str, Any], attacker_jwks: dict[str, Any]) -> None:
-        documents = {"/jwks.json": jwks, self.ATTACKER: attacker_jwks}
-        self.fetches: Counter[str] = Counter()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.fetches[self.path] += 1
-                body = json.dumps(documents.get(self.path, {})).encode()
-                self.send_response(200 if self.path in documents else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        base = f"http://127.0.0.1:{self.http.server_address[1]}"
-        self.url, self.elsewhere = f"{base}/jwks.json", f"{base}{self.ATTACKER}"
-        self._thread = threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-        self._thread.join()
+ATTACKER_JWKS = "/attacker/jwks.json"  # where a forged header would have keys fetched from
 
 
 def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
@@ -267,7 +234,8 @@ async def new_key(owner_engine: AsyncEngine, tenant: Tenant, *, revoked: bool = 
 async def world(settings: Any, owner_engine: AsyncEngine) -> AsyncIterator[World]:
     signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    keys = KeyServer({"keys": [public_jwk(signing_key, KID)]}, {"keys": [public_jwk(attacker_key, "attacker")]})
+    keys = KeyServer({ATTACKER_JWKS: {"keys": [public_jwk(attacker_key, "attacker")]}})
+    keys.publish(public_jwk(signing_key, KID))
     acme, globex = await make_tenant(owner_engine, Plan.SCALE), await make_tenant(owner_engine, Plan.SCALE)
     suspended = await make_tenant(owner_engine, Plan.SCALE)
     async with owner_engine.connect() as connection:
@@ -395,7 +363,7 @@ ATTACKS = [
     ),
     Attack(
         "jku naming the attacker's JWKS",
-        lambda w: bearer(w.rs256(key=w.attacker_key, headers={"kid": "attacker", "jku": w.keys.elsewhere})),
+        lambda w: bearer(w.rs256(key=w.attacker_key, headers={"kid": "attacker", "jku": w.keys.url_of(ATTACKER_JWKS)})),
         401,
         "UNAUTHENTICATED",
     ),
@@ -407,7 +375,7 @@ ATTACKS = [
     ),
     Attack(
         "x5u naming the attacker's certificate",
-        lambda w: bearer(w.rs256(key=w.attacker_key, headers={"x5u": w.keys.elsewhere})),
+        lambda w: bearer(w.rs256(key=w.attacker_key, headers={"x5u": w.keys.url_of(ATTACKER_JWKS)})),
         401,
         "UNAUTHENTICATED",
     ),
@@ -562,7 +530,7 @@ async def test_a_forged_or_misused_credential_is_refused_and_runs_nothing_for_a_
     # Every transaction opened under a tenant is one of the lookups' own: none is a request's.
     assert kinds["tenant transaction"] == kinds["tenant"] + kinds["user"], kinds
     assert kinds["key tenant setting"] == kinds["key use"], kinds
-    assert world.keys.fetches[KeyServer.ATTACKER] == 0  # a header never chooses where keys come from
+    assert world.keys.fetches[ATTACKER_JWKS] == 0  # a header never chooses where keys come from
 
 
 async def test_the_statement_check_sees_a_request_that_runs(world):

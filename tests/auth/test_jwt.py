@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.server
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from auth.errors import AuthError
 from auth.jwt import JWKSKeys, JWTVerifier, issue_token
 from auth.tenant import Role
+from tests.jwks import JWKS_PATH, KeyServer
 
 SECRET = "unit-test-secret-long-enough-for-every-hs-algorithm-0123456789abcdef"
 TENANT = uuid.uuid4()
@@ -141,45 +140,13 @@ async def test_issuer_and_audience_are_checked_when_configured():
 # JWKS: RS256 and ES256 keys served by a real HTTP server on 127.0.0.1.
 
 
-class KeyServer:
-    """A JWKS endpoint whose document a test can change, counting how often it is fetched."""
-
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {"keys": []}
-        self.fetches = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.fetches += 1
-                body = json.dumps(server.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/.well-known/jwks.json"
-
-    def publish(self, *keys: dict[str, Any]) -> None:
-        self.document = {"keys": list(keys)}
-
-
 @pytest.fixture
 def key_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyServer]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     server = KeyServer()
-    thread = threading.Thread(target=server.http.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
     yield server
-    server.http.shutdown()
-    server.http.server_close()
-    thread.join()
+    server.close()
 
 
 def rsa_key() -> rsa.RSAPrivateKey:
@@ -210,7 +177,7 @@ async def test_rs256_and_es256_tokens_verify_by_kid(key_server, keys):
     verifier = jwks_verifier(key_server)
     assert (await verifier.verify(signed(keys["rsa"], "RS256", "rsa-1"))).tenant_id == TENANT
     assert (await verifier.verify(signed(keys["ec"], "ES256", "ec-1"))).tenant_id == TENANT
-    assert key_server.fetches == 1  # the second kid was already known
+    assert key_server.fetches[JWKS_PATH] == 1  # the second kid was already known
 
 
 async def test_a_token_of_a_rotated_in_key_verifies_once_the_jwks_lists_it(key_server, keys):
@@ -285,7 +252,7 @@ async def test_an_unknown_kid_does_not_refetch_within_the_refresh_interval(key_s
     await verifier.verify(signed(keys["rsa"], "RS256", "rsa-1"))
     for n in range(5):
         await refused(verifier, signed(keys["rsa"], "RS256", f"made-up-{n}"))
-    assert key_server.fetches == 1
+    assert key_server.fetches[JWKS_PATH] == 1
 
 
 async def test_an_unreachable_jwks_keeps_the_keys_it_had(key_server, keys):

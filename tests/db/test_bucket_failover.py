@@ -12,36 +12,26 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from db.bucket_failover import PROBE_TASK_NAME, FailoverBuckets
 from db.buckets import KEY_PREFIX, Budget
+from db.redis_client import open_redis
 from tenantql.embedded import EmbeddedRedis
 
 TEN_A_SECOND = Budget.per_minute(600)
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path, durable=False)
-    await asyncio.to_thread(server.start)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
-
-
 def client(url: str) -> Redis:
-    """As the server builds its client (`Redis.from_url`, so no retries), with short timeouts."""
-    return Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    """As the server opens its client (`db.redis_client.open_redis`), with a short timeout."""
+    return open_redis(url, socket_timeout=0.5)
 
 
 @pytest.fixture
-async def redis(server: EmbeddedRedis) -> AsyncIterator[Redis]:
-    redis = client(server.url)
+async def redis(own_redis: EmbeddedRedis) -> AsyncIterator[Redis]:
+    redis = client(own_redis.url)
     yield redis
     await redis.aclose()
 
@@ -53,14 +43,14 @@ async def buckets(redis: Redis) -> AsyncIterator[FailoverBuckets]:
     await buckets.aclose()
 
 
-async def outage(server: EmbeddedRedis) -> None:
-    await asyncio.to_thread(server.stop)
+async def outage(own_redis: EmbeddedRedis) -> None:
+    await asyncio.to_thread(own_redis.stop)
 
 
-async def recovery(server: EmbeddedRedis) -> None:
-    url = server.url
-    await asyncio.to_thread(server.start)
-    assert server.url == url  # back on its recorded port, where the client looks
+async def recovery(own_redis: EmbeddedRedis) -> None:
+    url = own_redis.url
+    await asyncio.to_thread(own_redis.start)
+    assert own_redis.url == url  # back on its recorded port, where the client looks
 
 
 async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
@@ -89,7 +79,7 @@ async def script_calls(redis: Redis) -> int:
 
 
 async def test_an_outage_is_limited_per_process_and_redis_takes_over_again_by_itself(
-    server: EmbeddedRedis, redis: Redis, buckets: FailoverBuckets, caplog: pytest.LogCaptureFixture
+    own_redis: EmbeddedRedis, redis: Redis, buckets: FailoverBuckets, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tenantql.budgets")
     tenant = uuid.uuid4()
@@ -97,7 +87,7 @@ async def test_an_outage_is_limited_per_process_and_redis_takes_over_again_by_it
     assert (shared.charged, shared.local, buckets.shared) == (True, False, True)
     assert await points_in_redis(redis, tenant) == pytest.approx(500, abs=1)
 
-    await outage(server)
+    await outage(own_redis)
     local = await buckets.charge(tenant, TEN_A_SECOND, 550)  # the process's bucket holds the whole budget
     assert (local.charged, local.local) == (True, True)
     assert (buckets.shared, buckets.failovers, probes()) == (False, 1, 1)
@@ -109,7 +99,7 @@ async def test_an_outage_is_limited_per_process_and_redis_takes_over_again_by_it
     assert all(charge.local and charge.charged for charge in more)
     assert logged(caplog, logging.WARNING) == 1  # once per outage, not per request
 
-    await recovery(server)
+    await recovery(own_redis)
     await eventually(lambda: buckets.shared)
     assert (buckets.degraded_since, buckets.failovers, probes()) == (None, 1, 0)
     assert logged(caplog, logging.INFO) == 1
@@ -124,22 +114,22 @@ async def test_an_outage_is_limited_per_process_and_redis_takes_over_again_by_it
 
 
 async def test_a_shared_charge_is_not_refunded_locally_while_redis_is_away(
-    server: EmbeddedRedis, buckets: FailoverBuckets
+    own_redis: EmbeddedRedis, buckets: FailoverBuckets
 ) -> None:
     tenant = uuid.uuid4()
     shared = await buckets.charge(tenant, TEN_A_SECOND, 500)
-    await outage(server)
+    await outage(own_redis)
     assert (await buckets.charge(tenant, TEN_A_SECOND, 100)).local
     refund = await buckets.refund(tenant, TEN_A_SECOND, 500, charge=shared)
     assert refund.local and 500 <= refund.available < 510  # the 500 points stay taken, in Redis
 
 
-async def test_while_degraded_no_call_tries_redis(server: EmbeddedRedis, redis: Redis) -> None:
+async def test_while_degraded_no_call_tries_redis(own_redis: EmbeddedRedis, redis: Redis) -> None:
     buckets = FailoverBuckets(redis, probe_interval=60)  # the probe will not look again during the test
     try:
-        await outage(server)
+        await outage(own_redis)
         assert (await buckets.charge(uuid.uuid4(), TEN_A_SECOND, 1)).local
-        await recovery(server)  # Redis is back, but only the probe may find that out
+        await recovery(own_redis)  # Redis is back, but only the probe may find that out
         calls = await script_calls(redis)
         charges = [await buckets.charge(uuid.uuid4(), TEN_A_SECOND, 1) for _ in range(20)]
         assert all(charge.local for charge in charges)
@@ -150,8 +140,8 @@ async def test_while_degraded_no_call_tries_redis(server: EmbeddedRedis, redis: 
         await buckets.aclose()
 
 
-async def test_aclose_cancels_the_probe(server: EmbeddedRedis, buckets: FailoverBuckets) -> None:
-    await outage(server)
+async def test_aclose_cancels_the_probe(own_redis: EmbeddedRedis, buckets: FailoverBuckets) -> None:
+    await outage(own_redis)
     await buckets.charge(uuid.uuid4(), TEN_A_SECOND, 1)
     assert probes() == 1
     await buckets.aclose()

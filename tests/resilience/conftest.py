@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -25,7 +24,7 @@ from db.migrate import upgrade
 from db.models import Shipment
 from db.seed import DataSize, ensure_tenant, seed_tenant_data
 from db.transaction import tenant_transaction
-from tenantql.embedded import EmbeddedPostgres, EmbeddedRedis
+from tenantql.embedded import EmbeddedPostgres
 from tenantql.settings import Settings
 from tests.conftest import JWT_SECRET, SMALL, TenantHandle
 from tests.live import server_environment
@@ -90,17 +89,6 @@ async def postgres(own_postgres: OwnPostgres) -> OwnPostgres:
     if not own_postgres.server.is_running():
         await own_postgres.restart()
     return own_postgres
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    """A Valkey of the test's own, to stop and start without disturbing the session's."""
-    redis = EmbeddedRedis(tmp_path, durable=False)
-    await asyncio.to_thread(redis.start)
-    try:
-        yield redis
-    finally:
-        await asyncio.to_thread(redis.stop)
 
 
 MakeTenant = Callable[..., Awaitable[TenantHandle]]

@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from auth.jwt import issue_platform_token
 from auth.tenant import Plan, Role
-from db.models import AuditEntry, User
+from db.models import User
 from db.transaction import tenant_transaction
 from tenantql.admin import ADMIN_NOT_CONFIGURED, PATH
 from tenantql.app import create_app
 from tenantql.public_tracking import PATH as TRACKING_PATH
+from tests.audit import audit_rows
 from tests.conftest import JWT_SECRET
 
 SUBJECT = "ops-alice"
@@ -76,17 +77,6 @@ async def admin(
     body = response.json()
     assert "errors" not in body, body
     return body["data"]
-
-
-async def audit_rows(owner_engine, tenant_id: uuid.UUID) -> list[Any]:
-    async with tenant_transaction(owner_engine, tenant_id) as db:
-        return list(
-            await db.all(
-                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target_id, AuditEntry.changes)
-                .where(AuditEntry.tenant_id == tenant_id)
-                .order_by(AuditEntry.occurred_at, AuditEntry.id)
-            )
-        )
 
 
 @pytest.fixture(scope="module")

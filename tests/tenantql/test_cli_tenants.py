@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 
 from auth.tenant import Plan, Role, TenantStatus
 from db import platform
-from db.models import AuditEntry, Shipment, Tenant, User
+from db.models import Shipment, Tenant, User
 from db.transaction import tenant_transaction
 from tenantql.admin import PATH as ADMIN_PATH
 from tenantql.cli import build_parser, cmd_tenants_set_domain, cmd_token
 from tenantql.public_tracking import PATH as TRACKING_PATH
+from tests.audit import audit_rows
 from tests.live import run_cli
 
 VIEWER = {"query": "{ viewer { role tenant { slug plan } } }"}
@@ -39,17 +40,6 @@ def create(settings, slug: str, *extra: str, email: str = "boss@example.com") ->
 async def tenant_row(owner_engine, slug: str) -> Any:
     async with owner_engine.connect() as connection:
         return (await connection.execute(select(Tenant).where(Tenant.slug == slug))).one_or_none()
-
-
-async def audit_rows(owner_engine, tenant_id: uuid.UUID) -> list[Any]:
-    async with tenant_transaction(owner_engine, tenant_id) as db:
-        return list(
-            await db.all(
-                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target_id, AuditEntry.changes)
-                .where(AuditEntry.tenant_id == tenant_id)
-                .order_by(AuditEntry.occurred_at, AuditEntry.id)
-            )
-        )
 
 
 async def poll(client, query: dict[str, Any], headers: dict[str, str], until: Any) -> Any:

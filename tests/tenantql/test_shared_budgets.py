@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +16,6 @@ from sqlalchemy import text
 from auth.tenant import Plan
 from db.buckets import KEY_PREFIX
 from tenantql.app import create_app
-from tenantql.embedded import EmbeddedRedis
 from tests.conftest import TenantHandle
 from tests.live import running_servers, server_environment
 
@@ -55,17 +53,6 @@ async def test_two_server_processes_share_one_budget(owner_engine, acme, two_ser
     assert 6 <= served <= 7, statuses
     for codes in statuses.values():
         assert 200 in codes and 429 in codes, statuses
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    """A Redis of this test's own, to stop and start without disturbing the session's."""
-    redis = EmbeddedRedis(tmp_path, durable=False)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 @pytest.fixture
