@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+T = TypeVar("T")
+
+
+class TransactionEnded(RuntimeError):
+    """A statement reached a `TenantDB` after its request closed it.
+
+    graphql-core settles some sibling fields in the background after an error has decided
+    the response; such a late statement gets this instead of a connection of its own that
+    nothing would ever close."""
 
 
 def begin_sql(tenant_id: uuid.UUID) -> str:
@@ -49,6 +59,13 @@ class TenantDB:
     reads nothing from the database costs no round trip) and close when the request
     ends. Statements are serialized, so sibling resolvers awaiting at once never hit
     asyncpg's "another operation is in progress".
+
+    Every statement runs to its end even when the resolver awaiting it is cancelled (when
+    one field fails, graphql-core cancels the fields awaited beside it): interrupted
+    half-way, asyncpg would be left with a statement in flight and SQLAlchemy would
+    invalidate the connection, failing every later statement of the request. The cancelled
+    resolver stops waiting at once; the statement finishes in its own task, holding the
+    lock, so `close()` runs after it.
     """
 
     def __init__(self, engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
@@ -59,8 +76,24 @@ class TenantDB:
         self._has_writes = False
         self._savepoints = 0
         self._lock = asyncio.Lock()
+        self._closed = False
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def _uninterrupted(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work` in a task of its own that a cancellation of the caller does not stop."""
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._settled)
+        return await asyncio.shield(task)
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the error of a statement nobody awaits any more is not logged as lost
 
     async def _begin(self) -> AsyncConnection:
+        if self._closed:
+            raise TransactionEnded("this request's transaction has already ended")
         if self._connection is None:
             self._connection = await self.engine.connect()
         if not self._in_transaction:
@@ -71,6 +104,9 @@ class TenantDB:
 
     async def all(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
         """Rows of a statement; a `:tenant_id` parameter is bound to this tenant."""
+        return await self._uninterrupted(self._all(statement, params))
+
+    async def _all(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
         async with self._lock:
             connection = await self._begin()
             result = await connection.execute(statement, {"tenant_id": self.tenant_id, **params})
@@ -82,6 +118,9 @@ class TenantDB:
 
     async def write(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
         """Run an INSERT/UPDATE/DELETE (with RETURNING, if any) and return its rows."""
+        return await self._uninterrupted(self._write(statement, params))
+
+    async def _write(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
         async with self._lock:
             connection = await self._begin()
             self._has_writes = True
@@ -96,13 +135,7 @@ class TenantDB:
         written yet, undoing rolls the whole transaction back (no savepoint needed, no extra
         round trip); once something is written, a savepoint protects it.
         """
-        async with self._lock:
-            savepoint = None
-            if self._has_writes and self._in_transaction:
-                self._savepoints += 1
-                savepoint = f"unit_{self._savepoints}"
-                driver = await _driver(await self._begin())
-                await driver.execute(f"SAVEPOINT {savepoint}")
+        savepoint = await self._uninterrupted(self._savepoint())
         unit = Unit()
         try:
             yield unit
@@ -112,7 +145,21 @@ class TenantDB:
         if unit.discarded:
             await self._undo(savepoint)
 
+    async def _savepoint(self) -> str | None:
+        """A savepoint protecting what is written so far, or None when there is nothing to protect."""
+        async with self._lock:
+            if not (self._has_writes and self._in_transaction):
+                return None
+            self._savepoints += 1
+            savepoint = f"unit_{self._savepoints}"
+            driver = await _driver(await self._begin())
+            await driver.execute(f"SAVEPOINT {savepoint}")
+            return savepoint
+
     async def _undo(self, savepoint: str | None) -> None:
+        await self._uninterrupted(self._undo_unit(savepoint))
+
+    async def _undo_unit(self, savepoint: str | None) -> None:
         async with self._lock:
             if savepoint is None:
                 await self._end("ROLLBACK")
@@ -121,8 +168,12 @@ class TenantDB:
                 await driver.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
 
     async def close(self, *, commit: bool) -> None:
-        """End the transaction and give the connection back to the pool."""
+        """End the transaction and give the connection back to the pool; later statements are refused."""
+        await self._uninterrupted(self._close(commit))
+
+    async def _close(self, commit: bool) -> None:
         async with self._lock:
+            self._closed = True
             try:
                 await self._end("COMMIT" if commit else "ROLLBACK")
             finally:
@@ -169,4 +220,4 @@ async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID) -> Async
         await db.close(commit=True)
 
 
-__all__ = ["TenantDB", "Unit", "begin_sql", "tenant_transaction"]
+__all__ = ["TenantDB", "TransactionEnded", "Unit", "begin_sql", "tenant_transaction"]

@@ -42,6 +42,17 @@ class TenantLoader(DataLoader):  # type: ignore[misc]
         super().__init__()
         self.db = db
 
+    def load(self, key: Any) -> Any:
+        """The key's future; a cached one that was cancelled is asked for again.
+
+        A resolver cancelled while it awaits (graphql-core cancels the fields beside one that
+        failed) cancels the shared future with it; served from the cache, it would then fail
+        every later field of the request that wants the same row."""
+        cached = self._cache.get(key)
+        if cached is not None and cached.cancelled():
+            del self._cache[key]
+        return super().load(key)
+
     def own(self, keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return [key for key in keys if key[0] == self.db.tenant_id]
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from auth.tenant import Role
 from db.transaction import tenant_transaction
@@ -521,3 +521,37 @@ async def test_a_batch_holding_a_bad_operation_is_400(client, acme):
         response = await client.post("/graphql", json=[{"query": CUSTOMERS}, bad], headers=acme.headers())
         assert response.status_code == 400
         assert codes(response) == ["BAD_REQUEST"]
+
+
+async def test_a_field_refused_while_its_siblings_read_answers_its_error_and_breaks_nothing(client, services, acme):
+    """graphql-core cancels the fields being read beside one that fails: the request still
+    answers the field's error (not 503), its connection stays usable, and none is left open."""
+    invalidated: list[Any] = []
+
+    def record(dbapi_connection: Any, connection_record: Any, error: Any) -> None:
+        invalidated.append(error)
+
+    pool = services.engine.sync_engine.pool
+    event.listen(pool, "invalidate", record)
+    try:
+        for _ in range(3):
+            response = await ask(
+                client,
+                acme,
+                f"""{{
+                  shipments(first: 1) {{ edges {{ node {{ events(last: -1) {{ status }} }} }} }}
+                  shipment(trackingNumber: "{acme.tracking_numbers[0]}") {{ createdAt }}
+                  customers(first: 2) {{ edges {{ node {{ name }} }} }}
+                  drivers(first: 2) {{ edges {{ node {{ name }} }} }}
+                }}""",
+            )
+            assert response.status_code == 200, response.text
+            assert codes(response) == ["BAD_USER_INPUT"]
+            assert response.json()["data"] is None
+    finally:
+        event.remove(pool, "invalidate", record)
+
+    assert invalidated == []
+    assert pool.checkedout() == 0
+    after = await ask(client, acme, CUSTOMERS)
+    assert after.status_code == 200 and "errors" not in after.json(), after.text

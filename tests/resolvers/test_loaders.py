@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from sqlalchemy import text
 
 from auth.tenant import Plan
@@ -93,8 +96,6 @@ async def test_loaders_are_built_per_request_and_keyed_by_tenant(app_engine, acm
 
 async def test_sibling_resolvers_share_one_transaction_without_conflict(app_engine, acme):
     """Concurrent loads on one request's connection are serialized, not interleaved."""
-    import asyncio
-
     db = TenantDB(app_engine, acme.id)
     try:
         results = await asyncio.gather(
@@ -103,3 +104,24 @@ async def test_sibling_resolvers_share_one_transaction_without_conflict(app_engi
         assert [rows[0].n for rows in results] == list(range(20))
     finally:
         await db.close(commit=True)
+
+
+async def test_a_load_cancelled_while_it_waits_does_not_fail_later_loads_of_its_key(app_engine, acme):
+    """A resolver cancelled beside a failing field cancels its shared future; the next load asks again."""
+    db = TenantDB(app_engine, acme.id)
+    try:
+        loader = CustomerById(db)
+        key = (acme.id, acme.ids["customers"][0])
+
+        async def resolver() -> Any:
+            return await loader.load(key)
+
+        cancelled = asyncio.ensure_future(resolver())
+        await asyncio.sleep(0)  # it awaits the key's future now
+        cancelled.cancel()
+        await asyncio.gather(cancelled, return_exceptions=True)
+
+        row = await asyncio.wait_for(loader.load(key), 5)
+        assert row is not None and row.id == key[1]
+    finally:
+        await db.close(commit=False)
