@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError, get_operation_ast
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -356,6 +356,9 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES, seconds: floa
                 if size > limit:
                     raise too_large
                 chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody will read the answer; without this, uvicorn logs the request as a crash.
+        raise RequestError("the client went away before sending the whole body") from None
     except TimeoutError:
         raise RequestError(
             f"the request body did not arrive within {seconds:g} seconds",

@@ -555,3 +555,38 @@ async def test_a_field_refused_while_its_siblings_read_answers_its_error_and_bre
     assert pool.checkedout() == 0
     after = await ask(client, acme, CUSTOMERS)
     assert after.status_code == 200 and "errors" not in after.json(), after.text
+
+
+async def test_a_client_gone_before_its_body_ended_is_answered_not_raised(app, acme):
+    """A client that disconnects half-way through its body (a load generator stopping, a phone
+    losing signal) gets a 400 nobody reads, not an exception uvicorn logs as a crash."""
+    body = b'{"query": "{ viewer { role } }"}'
+    messages = iter([{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in acme.headers().items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "server": ("tenantql.test", 80),
+        "client": ("127.0.0.1", 50000),
+        "state": {},
+    }
+    await app(scope, receive, send)
+
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
