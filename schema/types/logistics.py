@@ -22,21 +22,38 @@ ShipmentStatus = strawberry.enum(ShipmentStatusValue, name="ShipmentStatus")
 VehicleKind = strawberry.enum(VehicleKindValue, name="VehicleKind")
 
 
+def global_id(type_name: str) -> Any:
+    """The `id` field of a Node type whose objects keep their row's uuid in `row_id`.
+
+    The global id is encoded only when a query asks for it: a page of fifty shipments with
+    their customers, drivers and vehicles holds some 150 such objects, and most queries read
+    them by their other fields."""
+
+    def id_(self: Any) -> strawberry.ID:
+        return strawberry.ID(to_global_id(type_name, self.row_id))
+
+    return strawberry.field(resolver=id_)
+
+
 @strawberry.type
 class Vehicle(Node):
+    id: strawberry.ID = global_id("Vehicle")
     plate: str
     kind: VehicleKind
     capacity_kg: float | None
+    row_id: strawberry.Private[Any]
 
     @classmethod
     def from_row(cls, row: Any) -> Vehicle:
-        return cls(id=to_global_id("Vehicle", row.id), plate=row.plate, kind=row.kind, capacity_kg=row.capacity_kg)
+        return cls(row_id=row.id, plate=row.plate, kind=row.kind, capacity_kg=row.capacity_kg)
 
 
 @strawberry.type
 class Driver(Node):
+    id: strawberry.ID = global_id("Driver")
     name: str
     phone: str | None
+    row_id: strawberry.Private[Any]
     vehicle_id: strawberry.Private[Any]
     prefetched: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)
 
@@ -54,7 +71,7 @@ class Driver(Node):
 
     @classmethod
     def from_row(cls, row: Any) -> Driver:
-        return cls(id=to_global_id("Driver", row.id), name=row.name, phone=row.phone, vehicle_id=row.vehicle_id)
+        return cls(row_id=row.id, name=row.name, phone=row.phone, vehicle_id=row.vehicle_id)
 
 
 @strawberry.type
@@ -83,6 +100,7 @@ class TrackingEvent:
 
 @strawberry.type
 class Customer(Node):
+    id: strawberry.ID = global_id("Customer")
     name: str
     email: str | None
     phone: str | None
@@ -97,11 +115,12 @@ class Customer(Node):
 
     @classmethod
     def from_row(cls, row: Any) -> Customer:
-        return cls(id=to_global_id("Customer", row.id), name=row.name, email=row.email, phone=row.phone, row_id=row.id)
+        return cls(row_id=row.id, name=row.name, email=row.email, phone=row.phone)
 
 
 @strawberry.type
 class Shipment(Node):
+    id: strawberry.ID = global_id("Shipment")
     tracking_number: str
     status: ShipmentStatus
     origin: str
@@ -109,6 +128,7 @@ class Shipment(Node):
     weight_kg: float
     created_at: datetime
     row: strawberry.Private[Any]
+    row_id: strawberry.Private[Any]
     # Relations loaded ahead by schema.types.prefetch (see schema.prefetched); each resolver falls back to its loader.
     prefetched: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)
 
@@ -151,7 +171,7 @@ class Shipment(Node):
     @classmethod
     def from_row(cls, row: Any) -> Shipment:
         return cls(
-            id=to_global_id("Shipment", row.id),
+            row_id=row.id,
             tracking_number=row.tracking_number,
             status=row.status,
             origin=row.origin,

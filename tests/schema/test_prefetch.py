@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import schema.types.logistics as logistics
 from auth.tenant import Plan
 from db.seed import DataSize
+from resolvers.pagination import Cursor
 
 FIELDS = """
   id trackingNumber status
@@ -91,3 +93,32 @@ async def test_a_page_is_answered_from_what_was_loaded_ahead(graphql, make_tenan
         services.schema.execution_context_class = planned
     assert "errors" not in literal and "errors" not in variables
     assert ran == ["Query.shipments", "Query.shipments"]
+
+
+async def test_global_ids_and_cursors_are_encoded_only_when_asked_for(graphql, make_tenant, monkeypatch):
+    """A page read by its other fields encodes no id and no cursor; asked for, each is encoded once."""
+    tenant = await make_tenant(
+        Plan.SCALE, DataSize(customers=6, vehicles=3, drivers=5, shipments=20, events_per_shipment=2)
+    )
+    encoded: list[str] = []
+    to_global_id, encode = logistics.to_global_id, Cursor.encode
+
+    def counted_id(type_name: str, id_: object) -> str:
+        encoded.append(type_name)
+        return to_global_id(type_name, id_)
+
+    def counted_cursor(cursor: Cursor) -> str:
+        encoded.append("cursor")
+        return encode(cursor)
+
+    monkeypatch.setattr(logistics, "to_global_id", counted_id)
+    monkeypatch.setattr(Cursor, "encode", counted_cursor)
+    page = "{{ shipments(first: 20) {{ edges {{ {edge} node {{ {fields} customer {{ {fields} name }} }} }} }} }}"
+
+    await graphql(page.format(edge="", fields=""), as_tenant=tenant)
+    assert encoded == []
+
+    result = await graphql(page.format(edge="cursor", fields="id"), as_tenant=tenant)
+    edges = result["data"]["shipments"]["edges"]
+    assert len(edges) == 20 and all(edge["cursor"] and edge["node"]["customer"]["id"] for edge in edges)
+    assert sorted(encoded) == sorted(["cursor"] * 20 + ["Shipment"] * 20 + ["Customer"] * 20)
