@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from auth.errors import AuthError
-from auth.jwt import JWKSKeys, JWTVerifier, issue_token
+from auth.jwt import Claims, JWKSKeys, JWTVerifier, VerifiedTokens, issue_token
 from auth.tenant import Role
 from tests.jwks import JWKS_PATH, KeyServer
 
@@ -263,3 +264,55 @@ async def test_an_unreachable_jwks_keeps_the_keys_it_had(key_server, keys):
     key_server.http.server_close()
     await refused(verifier, signed(keys["rsa"], "RS256", "rsa-2"))  # triggers a refresh that fails
     assert (await verifier.verify(signed(keys["rsa"], "RS256", "rsa-1"))).tenant_id == TENANT
+
+
+async def test_a_verified_token_is_checked_once_and_then_answered_from_memory(verifier, monkeypatch):
+    decoded: list[str] = []
+    decode = verifier.decode
+
+    async def counting(token: str) -> dict[str, Any]:
+        decoded.append(token)
+        return await decode(token)
+
+    monkeypatch.setattr(verifier, "decode", counting)
+    token = issue_token(SECRET, tenant_id=TENANT, user_id=USER, role=Role.ADMIN)
+    for _ in range(3):
+        assert (await verifier.verify(token)).role is Role.ADMIN
+    assert decoded == [token]
+
+    header, _, signature = token.split(".")
+    tampered_payload = b64url(json.dumps(claims(role="admin", tenant_id=str(uuid.uuid4()))).encode())
+    for forged in (f"{header}.{tampered_payload}.{signature}", token + "x", token[:-1]):
+        await refused(verifier, forged)  # only the exact text that passed is remembered
+    assert len(decoded) == 4
+
+
+async def test_a_remembered_token_is_refused_once_its_exp_has_passed():
+    verifier = JWTVerifier(secret=SECRET, leeway=0)
+    exp = int(time.time()) + 1
+    token = jwt.encode(claims(exp=exp), SECRET, algorithm="HS256")
+    await verifier.verify(token)
+    assert verifier.verified.get(token) is not None
+    await asyncio.sleep(exp - time.time() + 0.05)
+    assert verifier.verified.get(token) is None
+    await refused(verifier, token)
+
+
+async def test_refused_tokens_are_never_remembered(verifier):
+    for token in (
+        jwt.encode(claims(exp=int(time.time()) - 60), SECRET, algorithm="HS256"),
+        jwt.encode(claims(), SECRET + "-other", algorithm="HS256"),
+        jwt.encode(claims(role="platform_admin"), SECRET, algorithm="HS256"),
+    ):
+        await refused(verifier, token)
+        assert verifier.verified.get(token) is None
+        await refused(verifier, token)
+
+
+def test_the_memory_keeps_at_most_its_size():
+    memory = VerifiedTokens(size=3)
+    payload = claims()
+    remembered = Claims(user_id=USER, tenant_id=TENANT, role=Role.MEMBER)
+    for n in range(5):
+        memory.add(f"token-{n}", remembered, payload)
+    assert [memory.get(f"token-{n}") for n in range(5)] == [None, None, remembered, remembered, remembered]
