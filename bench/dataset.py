@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,11 +118,18 @@ async def mint_tokens(settings: Settings, slugs: Sequence[str]) -> dict[str, tup
 
 
 async def plan_tenants(
-    base_url: str, tokens: dict[str, tuple[uuid.UUID, str]], *, per_tenant: int = 20
+    base_url: str,
+    tokens: dict[str, tuple[uuid.UUID, str]],
+    *,
+    per_tenant: int = 20,
+    client: httpx.AsyncClient | None = None,
 ) -> list[TenantPlan]:
-    """Each tenant's newest shipments, read through the API with its own token."""
+    """Each tenant's newest shipments, read through the API with its own token (through
+    `client` when given, say one calling the app in process)."""
     plans = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30))
         for slug, (tenant_id, token) in tokens.items():
             answer = await post(client, token, orjson.dumps({"query": PLAN, "variables": {"first": 100}}))
             nodes = [edge["node"] for edge in answer["data"]["shipments"]["edges"]]
