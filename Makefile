@@ -58,12 +58,14 @@ bench-scaling: $(STAMP) wrk
 
 # Soak (not part of `make test`): mixed-tenant traffic against `tenantql serve --workers 2` for ten
 # minutes, looking for leaks (SOAK_SECONDS=60 shortens it; see bench/soak.py), then the isolation
-# fuzzing with many more examples than `make test` runs (SOAK_FUZZ_EXAMPLES, default 5000).
+# fuzzing with many more examples than `make test` runs (SOAK_FUZZ_EXAMPLES, default 5000), drawn
+# afresh on every soak rather than the fixed set `make test` runs.
 .PHONY: soak
 
 soak: $(STAMP) wrk
 	$(BIN)/python -m bench.soak
 	@if [ -d tests/isolation ]; then \
 		echo "isolation fuzzing: TENANTQL_FUZZ_EXAMPLES=$${SOAK_FUZZ_EXAMPLES:-5000}"; \
-		TENANTQL_FUZZ_EXAMPLES=$${SOAK_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -p no:cacheprovider tests/isolation; \
+		TENANTQL_FUZZ_EXAMPLES=$${SOAK_FUZZ_EXAMPLES:-5000} TENANTQL_FUZZ_RANDOM=1 \
+			$(BIN)/pytest -p no:cacheprovider tests/isolation; \
 	fi
