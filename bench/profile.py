@@ -33,6 +33,7 @@ from bench.config import BenchConfig
 from bench.dataset import mint_tokens, plan_tenants, requests_for
 from bench.load import PlannedRequest
 from bench.operations import NESTED_SHIPMENTS, RECORD_TRACKING_EVENT, SHIPMENT_BY_TRACKING_NUMBER
+from bench.sql_count import post_in_process
 
 VIEWER = b'{"query": "{ viewer { role } }"}'
 OPERATIONS = {op.name: op for op in (SHIPMENT_BY_TRACKING_NUMBER, NESTED_SHIPMENTS, RECORD_TRACKING_EVENT)}
@@ -89,13 +90,7 @@ async def measure(names: Sequence[str], requests: int, rounds: int, profile_path
 
 async def _send(client: httpx.AsyncClient, planned: Sequence[PlannedRequest], count: int) -> None:
     for request in itertools.islice(itertools.cycle(planned), count):
-        response = await client.post(
-            "/graphql",
-            content=request.body,
-            headers={"Authorization": f"Bearer {request.token}", "Content-Type": "application/json"},
-        )
-        if response.status_code != 200 or b'"errors"' in response.content:
-            raise SystemExit(f"a request failed ({response.status_code}): {response.text[:300]}")
+        await post_in_process(client, request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,9 +86,9 @@ async def count_statements(
                     total, kinds = 0, ()
                     chosen = list(planned[:samples])
                     for n, request in enumerate(chosen):
-                        await _post(client, PlannedRequest(request.token, _WARM_QUERY))
+                        await post_in_process(client, PlannedRequest(request.token, _WARM_QUERY))
                         recorded.clear()
-                        await _post(client, request)
+                        await post_in_process(client, request)
                         total += len(recorded)
                         if n == 0:
                             kinds = tuple(statement_kind(sql) for sql in recorded)
@@ -98,7 +98,8 @@ async def count_statements(
     return counts
 
 
-async def _post(client: Any, request: PlannedRequest) -> None:
+async def post_in_process(client: Any, request: PlannedRequest) -> None:
+    """Send a planned request to the app in process; anything but a clean answer stops the bench."""
     response = await client.post(
         "/graphql",
         content=request.body,
@@ -114,4 +115,11 @@ def summarize_kinds(kinds: Sequence[str]) -> str:
     return ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in counted.items())
 
 
-__all__ = ["TRANSACTION_STATEMENTS", "SqlCount", "count_statements", "statement_kind", "summarize_kinds"]
+__all__ = [
+    "TRANSACTION_STATEMENTS",
+    "SqlCount",
+    "count_statements",
+    "post_in_process",
+    "statement_kind",
+    "summarize_kinds",
+]
