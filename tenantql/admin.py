@@ -25,14 +25,16 @@ from strawberry.types.graphql import OperationType
 
 from auth.errors import AuthError
 from auth.platform import PlatformAuthenticator
-from db.engine import create_owner_engine
+from db.engine import create_owner_engine, database_unavailable
 from db.public_tracking import TrackingHosts
 from resolvers.platform import PlatformContext
 from schema.admin import build_admin_schema
 from tenantql.graphql_http import (
     GRAPHQL_RESPONSE,
     RequestError,
+    database_unavailable_response,
     error_body,
+    lost_the_database,
     media_type_for,
     request_id_of,
     request_payload,
@@ -114,6 +116,10 @@ class AdminEndpoint:
         except RequestError as error:
             body = error_body(error.message, error.code)
             return _response(body, error.status, media_type, request_id, error.headers)
+        except Exception as error:  # an API key is looked up in PostgreSQL
+            if not database_unavailable(error):
+                raise
+            return database_unavailable_response(media_type, request_id, error)
 
         context = PlatformContext(
             admin=admin,
@@ -135,6 +141,8 @@ class AdminEndpoint:
             body = error_body("send one query or mutation, named by operationName", "BAD_REQUEST")
             return _response(body, 400, media_type, request_id)
         body, refused = result_body(result, request_id)
+        if lost_the_database(body):
+            return database_unavailable_response(media_type, request_id)
         status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
         return _response(body, status, media_type, request_id)
 

@@ -146,7 +146,7 @@ class GraphQLEndpoint:
                 for operation in operations
             ]
             # A database outage in any operation rolls the request back: its answer cannot be trusted.
-            committed = not any(_lost_the_database(body) for body, _ in results)
+            committed = not any(lost_the_database(body) for body, _ in results)
         except RequestError as error:
             record.error_codes.append(error.code)
             return _error_response(error.message, error.code, error.status, media_type, request_id, error.headers)
@@ -263,19 +263,25 @@ def result_body(result: ExecutionResult, request_id: str) -> tuple[dict[str, Any
     return body, refused
 
 
-def _lost_the_database(body: dict[str, Any]) -> bool:
+def lost_the_database(body: dict[str, Any]) -> bool:
+    """Whether an executed operation's body says PostgreSQL failed it: its answer cannot be trusted."""
     return any((error.get("extensions") or {}).get("code") == SERVICE_UNAVAILABLE for error in body.get("errors", ()))
+
+
+def database_unavailable_response(
+    media_type: str, request_id: str, error: BaseException | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    """503 SERVICE_UNAVAILABLE with `Retry-After`: every endpoint's answer when PostgreSQL cannot be reached."""
+    if error is not None:
+        log.warning("database unavailable in request %s: %s: %s", request_id, type(error).__name__, error)
+    headers = {**(headers or {}), "retry-after": "1"}
+    return _error_response(DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE, 503, media_type, request_id, headers)
 
 
 def _unavailable(record: RequestRecord, media_type: str, error: BaseException | None) -> Response:
     """503 SERVICE_UNAVAILABLE for a request that PostgreSQL failed: nothing it did was committed."""
-    if error is not None:
-        log.warning("database unavailable in request %s: %s: %s", record.request_id, type(error).__name__, error)
     record.error_codes.append(SERVICE_UNAVAILABLE)
-    headers = {"retry-after": "1"}
-    return _error_response(
-        DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE, 503, media_type, record.request_id, headers
-    )
+    return database_unavailable_response(media_type, record.request_id, error)
 
 
 def _retry_after(body: dict[str, Any]) -> int | None:
@@ -452,10 +458,12 @@ __all__ = [
     "GraphQLEndpoint",
     "RequestError",
     "body_read_timeout",
+    "database_unavailable_response",
     "describe_operation",
     "error_body",
     "format_error",
     "json_value",
+    "lost_the_database",
     "media_type_for",
     "rate_limit_headers",
     "read_body",

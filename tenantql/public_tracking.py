@@ -30,6 +30,7 @@ from strawberry.types.graphql import OperationType
 
 from auth.tenant import TenantStatus
 from db.buckets import Budget
+from db.engine import database_unavailable
 from db.public_tracking import PublicShipment as ShipmentRecord
 from db.public_tracking import TrackingHosts, find_public_shipment
 from resolvers.errors import ClientError
@@ -40,7 +41,9 @@ from schema.types.logistics import ShipmentStatus
 from tenantql.graphql_http import (
     GRAPHQL_RESPONSE,
     RequestError,
+    database_unavailable_response,
     error_body,
+    lost_the_database,
     media_type_for,
     rate_limit_headers,
     request_id_of,
@@ -199,8 +202,14 @@ class PublicTrackingEndpoint:
         except (MissingQueryError, CannotGetOperationTypeError):
             body = error_body("send one query operation, named by operationName", "BAD_REQUEST")
             return _response(body, 400, media_type, request_id, headers)
+        except Exception as error:  # finding the host's tenant needs PostgreSQL
+            if not database_unavailable(error):
+                raise
+            return database_unavailable_response(media_type, request_id, error, headers)
 
         body, refused = result_body(result, request_id)
+        if lost_the_database(body):
+            return database_unavailable_response(media_type, request_id, headers=headers)
         status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
         return _response(body, status, media_type, request_id, headers)
 

@@ -25,8 +25,12 @@ import psutil
 import pytest
 from sqlalchemy import event, text
 
+from auth.jwt import issue_platform_token
+from auth.tenant import Role
+from db.api_keys import create_key
 from db.engine import STATEMENT_GRACE_SECONDS, create_app_engine, database_unavailable
 from db.transaction import tenant_transaction
+from tests.conftest import JWT_SECRET
 from tests.live import running_server
 from tests.resilience.conftest import OwnPostgres
 from tests.resilience.traffic import MixedLoad, foreign_markers, leaks, mutations_lost_or_half_done
@@ -226,3 +230,62 @@ async def test_a_postgres_that_stops_answering_is_waited_for_only_within_the_tim
     after = [answer for answer in answers if answer.started > thawed + 1.0]  # the pool has settled
     assert after and all(answer.ok for answer in after), [a.text for a in after if not a.ok][:3]
     assert await mutations_lost_or_half_done(postgres.owner, answers) == []
+
+
+TRACK = "query T($n: String!) { trackShipment(trackingNumber: $n) { status } }"
+
+
+async def test_tracking_admin_and_key_requests_answer_503_while_postgres_is_down(
+    postgres: OwnPostgres, make_own_tenant, own_redis, tmp_path: Path
+):
+    """Every endpoint, not only `/graphql` with a token: a lost database is a 503 with its code, never a 500."""
+    tenant = await make_own_tenant("pgx")
+    async with tenant_transaction(postgres.owner, tenant.id) as db:
+        key = (await create_key(db, name="outage", role=Role.VIEWER)).key
+    env = postgres.server_env(
+        own_redis.url,
+        DATABASE_OWNER_URL=postgres.owner_url,
+        TRACKING_DOMAIN="track.test",
+        DATABASE_CONNECT_TIMEOUT_SECONDS=str(CONNECT_TIMEOUT),
+        DATABASE_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT),
+        TENANT_CACHE_SECONDS="0.5",
+    )
+    platform = issue_platform_token(JWT_SECRET, subject="operator")
+    requests = {
+        "tracking": (
+            "/track/graphql",
+            {"query": TRACK, "variables": {"n": tenant.tracking_numbers[0]}},
+            {"Host": f"{tenant.slug}.track.test"},
+        ),
+        "admin": ("/admin/graphql", {"query": "{ tenants { slug } }"}, {"Authorization": f"Bearer {platform}"}),
+        "api key": ("/graphql", {"query": "{ viewer { role } }"}, {"X-API-Key": key}),
+        "token": ("/graphql", {"query": "{ viewer { role } }"}, tenant.headers()),
+    }
+    with running_server(env, cwd=tmp_path) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=REQUEST_BOUND) as http:
+
+            async def ask(name: str) -> httpx.Response:
+                path, body, headers = requests[name]
+                return await http.post(path, json=body, headers=headers)
+
+            for name in requests:
+                before = await ask(name)
+                assert before.status_code == 200 and "errors" not in before.json(), (name, before.text)
+            await postgres.kill()
+            try:
+                await asyncio.sleep(1.0)  # past TENANT_CACHE_SECONDS and the tracking hosts' cache
+                during = {name: await ask(name) for name in requests}
+            finally:
+                await postgres.restart()
+            await asyncio.sleep(1.0)
+            after = {name: await ask(name) for name in requests}
+
+    for name, answer in during.items():
+        assert answer.status_code == 503, (name, answer.status_code, answer.text)
+        assert [e["extensions"]["code"] for e in answer.json()["errors"]] == ["SERVICE_UNAVAILABLE"], (
+            name,
+            answer.text,
+        )
+        assert answer.headers["retry-after"] == "1", name
+    for name, answer in after.items():
+        assert answer.status_code == 200 and "errors" not in answer.json(), (name, answer.text)
