@@ -28,6 +28,14 @@ class TransactionEnded(RuntimeError):
     nothing would ever close."""
 
 
+class CommitRefused(RuntimeError):
+    """PostgreSQL answered a COMMIT with ROLLBACK: a statement of the transaction had failed.
+
+    Its writes are gone, so the request must not be reported as done. Normally a failed
+    statement fails its request first; this catches one whose error was swallowed (a
+    resolver that caught it, a field settled in the background)."""
+
+
 def begin_sql(tenant_id: uuid.UUID) -> str:
     """The statement that opens a tenant transaction.
 
@@ -183,10 +191,13 @@ class TenantDB:
 
     async def _end(self, command: str) -> None:
         if self._in_transaction and self._connection is not None:
+            wrote = self._has_writes
             self._in_transaction = False
             self._has_writes = False
             driver = await _driver(self._connection)
-            await driver.execute(command)
+            status = await driver.execute(command)
+            if command == "COMMIT" and status != "COMMIT" and wrote:
+                raise CommitRefused(f"PostgreSQL answered COMMIT with {status}: the transaction's writes were undone")
 
 
 async def _driver(connection: AsyncConnection) -> Any:
@@ -220,4 +231,4 @@ async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID) -> Async
         await db.close(commit=True)
 
 
-__all__ = ["TenantDB", "TransactionEnded", "Unit", "begin_sql", "tenant_transaction"]
+__all__ = ["CommitRefused", "TenantDB", "TransactionEnded", "Unit", "begin_sql", "tenant_transaction"]

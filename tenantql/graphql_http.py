@@ -29,7 +29,7 @@ from auth.errors import AuthError
 from auth.tenant import TenantContext
 from db.buckets import Charge
 from db.engine import database_unavailable
-from db.transaction import TenantDB
+from db.transaction import CommitRefused, TenantDB
 from resolvers.context import Context
 from schema import TenantQLSchema
 from schema.extensions.cost_limit import THROTTLED
@@ -159,6 +159,9 @@ class GraphQLEndpoint:
         finally:
             try:
                 await context.db.close(commit=committed)
+            except CommitRefused as error:  # a failed statement's error was lost on the way: a bug
+                log.error("request %s was rolled back at COMMIT", request_id, exc_info=error)
+                committed, outage = False, error
             except Exception as error:
                 if not database_unavailable(error):
                     raise

@@ -1,4 +1,5 @@
-"""A request's transaction survives the cancellation of a resolver, and refuses work once closed.
+"""A request's transaction survives the cancellation of a resolver, refuses work once closed, and
+never passes a rolled-back COMMIT off as done.
 
 When one field fails, graphql-core cancels the fields being awaited beside it and settles
 others in the background after the response is decided. Neither may break the request's
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
-from db.transaction import TenantDB, TransactionEnded, tenant_transaction
+from db.transaction import CommitRefused, TenantDB, TransactionEnded, tenant_transaction
 
 SLOW = text("SELECT pg_sleep(0.3), 1 AS one")
 INSERT = text("INSERT INTO customers (tenant_id, name) VALUES (:tenant_id, :name)")
@@ -99,3 +101,28 @@ async def test_a_statement_queued_behind_close_is_refused(app_engine, acme):
     with pytest.raises(TransactionEnded):
         await late
     assert pool.checkedout() == 0
+
+
+async def test_a_commit_that_postgres_turns_into_a_rollback_is_not_taken_for_done(
+    app_engine, owner_engine, make_tenant
+):
+    """A failed statement whose error was swallowed aborts the transaction; its COMMIT then
+    undoes the writes, and close() says so rather than let the request report them done."""
+    tenant = await make_tenant()
+    pool = app_engine.sync_engine.pool
+    db = TenantDB(app_engine, tenant.id)
+    await db.write(INSERT, name="cancel-lost")
+    with pytest.raises(DBAPIError):
+        await db.all(text("SELECT 1 / 0"))  # caught here as a careless resolver would
+
+    with pytest.raises(CommitRefused):
+        await db.close(commit=True)
+    assert pool.checkedout() == 0
+    assert await names(owner_engine, tenant.id) == []
+
+
+async def test_a_read_only_transaction_that_failed_closes_quietly(app_engine, acme):
+    db = TenantDB(app_engine, acme.id)
+    with pytest.raises(DBAPIError):
+        await db.all(text("SELECT 1 / 0"))
+    await db.close(commit=True)  # nothing was written, so nothing was lost
