@@ -88,7 +88,10 @@ class TenantDB:
         self._running: set[asyncio.Task[Any]] = set()
 
     async def _uninterrupted(self, work: Coroutine[Any, Any, T]) -> T:
-        """Await `work` in a task of its own that a cancellation of the caller does not stop."""
+        """Await `work` in a task of its own that a cancellation of the caller does not stop.
+
+        The task is kept in `_running` until it ends: once its caller is cancelled nobody awaits
+        it, and the event loop holds tasks only weakly."""
         task = asyncio.ensure_future(work)
         self._running.add(task)
         task.add_done_callback(self._settled)

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,9 +30,11 @@ from resolvers.platform import PlatformContext
 from schema.admin import build_admin_schema
 from tenantql.graphql_http import (
     GRAPHQL_RESPONSE,
+    Caching,
     RequestError,
     database_unavailable_response,
     error_body,
+    json_response,
     lost_the_database,
     media_type_for,
     request_id_of,
@@ -42,6 +43,9 @@ from tenantql.graphql_http import (
     text_operation,
 )
 from tenantql.services import Services
+
+# Platform answers are an operator's, chosen by the token: no shared cache may keep them.
+CACHING = Caching("private, no-store", vary="Authorization")
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,7 @@ class AdminEndpoint:
         except Exception as error:  # an API key is looked up in PostgreSQL
             if not database_unavailable(error):
                 raise
-            return database_unavailable_response(media_type, request_id, error)
+            return database_unavailable_response(media_type, request_id, error, caching=CACHING)
 
         context = PlatformContext(
             admin=admin,
@@ -142,7 +146,7 @@ class AdminEndpoint:
             return _response(body, 400, media_type, request_id)
         body, refused = result_body(result, request_id)
         if lost_the_database(body):
-            return database_unavailable_response(media_type, request_id)
+            return database_unavailable_response(media_type, request_id, caching=CACHING)
         status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
         return _response(body, status, media_type, request_id)
 
@@ -160,17 +164,7 @@ class AdminEndpoint:
 def _response(
     body: dict[str, Any], status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        headers={
-            "content-type": f"{media_type}; charset=utf-8",
-            "cache-control": "private, no-store",
-            "vary": "Authorization",
-            "x-request-id": request_id,
-            **(headers or {}),
-        },
-    )
+    return json_response(body, status, media_type, request_id, headers, CACHING)
 
 
 __all__ = ["ADMIN_NOT_CONFIGURED", "PATH", "AdminEndpoint"]

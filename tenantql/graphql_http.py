@@ -40,6 +40,18 @@ from tenantql.services import Services
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class Caching:
+    """What an endpoint's responses tell caches: `Cache-Control`, and the request headers they vary on."""
+
+    cache_control: str
+    vary: str | None = None
+
+
+# Responses carry one tenant's data, chosen by its credential: no shared cache may keep them.
+TENANT_DATA = Caching("private, no-store", vary="Authorization, X-API-Key")
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 MAX_BODY_BYTES = 1_000_000
@@ -181,7 +193,7 @@ class GraphQLEndpoint:
             headers["retry-after"] = str(max(waits))
             if len(waits) == len(bodies):
                 status = 429  # nothing was executed
-        return _json_response(bodies if batched else bodies[0], status, media_type, request_id, headers)
+        return json_response(bodies if batched else bodies[0], status, media_type, request_id, headers)
 
     async def get_context(self, services: Services, tenant: TenantContext) -> Context:
         return Context.for_request(tenant, TenantDB(services.engine, tenant.tenant_id))
@@ -272,13 +284,17 @@ def lost_the_database(body: dict[str, Any]) -> bool:
 
 
 def database_unavailable_response(
-    media_type: str, request_id: str, error: BaseException | None = None, headers: dict[str, str] | None = None
+    media_type: str,
+    request_id: str,
+    error: BaseException | None = None,
+    headers: dict[str, str] | None = None,
+    caching: Caching = TENANT_DATA,
 ) -> Response:
     """503 SERVICE_UNAVAILABLE with `Retry-After`: every endpoint's answer when PostgreSQL cannot be reached."""
     if error is not None:
         log.warning("database unavailable in request %s: %s: %s", request_id, type(error).__name__, error)
-    headers = {**(headers or {}), "retry-after": "1"}
-    return _error_response(DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE, 503, media_type, request_id, headers)
+    body = error_body(DATABASE_UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE)
+    return json_response(body, 503, media_type, request_id, {**(headers or {}), "retry-after": "1"}, caching)
 
 
 def _unavailable(record: RequestRecord, media_type: str, error: BaseException | None) -> Response:
@@ -428,21 +444,20 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
 
 
-def _headers(media_type: str, request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    # Responses carry one tenant's data: no shared cache may keep them.
-    return {
-        "content-type": f"{media_type}; charset=utf-8",
-        "cache-control": "private, no-store",
-        "vary": "Authorization, X-API-Key",
-        "x-request-id": request_id,
-        **(extra or {}),
-    }
-
-
-def _json_response(
-    body: Any, status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
+def json_response(
+    body: Any,
+    status: int,
+    media_type: str,
+    request_id: str,
+    headers: dict[str, str] | None = None,
+    caching: Caching = TENANT_DATA,
 ) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=_headers(media_type, request_id, headers))
+    """A JSON response as every GraphQL endpoint sends it: its media type, caching and request id."""
+    base = {"content-type": f"{media_type}; charset=utf-8", "cache-control": caching.cache_control}
+    if caching.vary:
+        base["vary"] = caching.vary
+    base["x-request-id"] = request_id
+    return Response(orjson.dumps(body), status_code=status, headers={**base, **(headers or {})})
 
 
 def error_body(message: str, code: str) -> dict[str, Any]:
@@ -452,12 +467,14 @@ def error_body(message: str, code: str) -> dict[str, Any]:
 def _error_response(
     message: str, code: str, status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return _json_response(error_body(message, code), status, media_type, request_id, headers)
+    return json_response(error_body(message, code), status, media_type, request_id, headers)
 
 
 __all__ = [
     "GRAPHQL_RESPONSE",
     "JSON",
+    "TENANT_DATA",
+    "Caching",
     "GraphQLEndpoint",
     "RequestError",
     "body_read_timeout",
@@ -465,6 +482,7 @@ __all__ = [
     "describe_operation",
     "error_body",
     "format_error",
+    "json_response",
     "json_value",
     "lost_the_database",
     "media_type_for",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,9 +39,11 @@ from schema.extensions.error_codes import ErrorCodes
 from schema.types.logistics import ShipmentStatus
 from tenantql.graphql_http import (
     GRAPHQL_RESPONSE,
+    Caching,
     RequestError,
     database_unavailable_response,
     error_body,
+    json_response,
     lost_the_database,
     media_type_for,
     rate_limit_headers,
@@ -52,6 +53,9 @@ from tenantql.graphql_http import (
     text_operation,
 )
 from tenantql.services import Services
+
+# Public answers, the same for everyone at a host, but a status that changes: never cached.
+CACHING = Caching("no-store")
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +209,11 @@ class PublicTrackingEndpoint:
         except Exception as error:  # finding the host's tenant needs PostgreSQL
             if not database_unavailable(error):
                 raise
-            return database_unavailable_response(media_type, request_id, error, headers)
+            return database_unavailable_response(media_type, request_id, error, headers, CACHING)
 
         body, refused = result_body(result, request_id)
         if lost_the_database(body):
-            return database_unavailable_response(media_type, request_id, headers=headers)
+            return database_unavailable_response(media_type, request_id, headers=headers, caching=CACHING)
         status = 400 if refused and media_type == GRAPHQL_RESPONSE else 200
         return _response(body, status, media_type, request_id, headers)
 
@@ -217,16 +221,7 @@ class PublicTrackingEndpoint:
 def _response(
     body: dict[str, Any], status: int, media_type: str, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        headers={
-            "content-type": f"{media_type}; charset=utf-8",
-            "cache-control": "no-store",
-            "x-request-id": request_id,
-            **(headers or {}),
-        },
-    )
+    return json_response(body, status, media_type, request_id, headers, CACHING)
 
 
 __all__ = ["PATH", "UNKNOWN_HOST", "PublicTrackingEndpoint", "build_public_schema", "visitor_key"]

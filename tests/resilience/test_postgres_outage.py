@@ -287,5 +287,7 @@ async def test_tracking_admin_and_key_requests_answer_503_while_postgres_is_down
             answer.text,
         )
         assert answer.headers["retry-after"] == "1", name
+        assert answer.headers["cache-control"] == after[name].headers["cache-control"], name  # each endpoint's own
+        assert answer.headers.get("vary") == after[name].headers.get("vary"), name
     for name, answer in after.items():
         assert answer.status_code == 200 and "errors" not in answer.json(), (name, answer.text)

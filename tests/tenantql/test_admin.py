@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -25,6 +23,7 @@ from tenantql.app import create_app
 from tenantql.public_tracking import PATH as TRACKING_PATH
 from tests.audit import audit_rows
 from tests.conftest import JWT_SECRET
+from tests.tenant_cache import within_the_tenant_cache_time
 
 SUBJECT = "ops-alice"
 TENANTS = "{ tenants { slug } }"
@@ -222,18 +221,6 @@ async def test_plan_change_and_suspension_reach_running_apps_and_a_resumed_tenan
     assert unknown["suspendTenant"]["userErrors"] == [
         {"field": ["slug"], "message": "no tenant with slug 'no-such-tenant'", "code": "NOT_FOUND"}
     ]
-
-
-async def within_the_tenant_cache_time(settings, http, query, headers, until) -> httpx.Response:
-    """Ask `http` until `until(response)`; fails if that takes longer than TENANT_CACHE_SECONDS plus a margin
-    for a busy test machine."""
-    deadline = time.monotonic() + settings.tenant_cache_seconds + 2.0
-    while True:
-        response = await http.post("/graphql", json=query, headers=headers)
-        if until(response):
-            return response
-        assert time.monotonic() < deadline, f"not seen within the tenant cache time: {response.text}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_custom_domain_set_by_a_platform_admin_serves_public_tracking(client, make_tenant, owner_engine):

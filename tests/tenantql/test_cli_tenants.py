@@ -20,6 +20,7 @@ from tenantql.cli import build_parser, cmd_tenants_set_domain, cmd_token
 from tenantql.public_tracking import PATH as TRACKING_PATH
 from tests.audit import audit_rows
 from tests.live import run_cli
+from tests.tenant_cache import within_the_tenant_cache_time
 
 VIEWER = {"query": "{ viewer { role tenant { slug plan } } }"}
 RATE_LIMIT = {"query": "{ rateLimit { maximumAvailable } }"}
@@ -40,17 +41,6 @@ def create(settings, slug: str, *extra: str, email: str = "boss@example.com") ->
 async def tenant_row(owner_engine, slug: str) -> Any:
     async with owner_engine.connect() as connection:
         return (await connection.execute(select(Tenant).where(Tenant.slug == slug))).one_or_none()
-
-
-async def poll(client, query: dict[str, Any], headers: dict[str, str], until: Any) -> Any:
-    """Ask the running app until `until(response)` holds; a running server promises seconds, not minutes."""
-    deadline = time.monotonic() + 10
-    while True:
-        response = await client.post("/graphql", json=query, headers=headers)
-        if until(response):
-            return response
-        assert time.monotonic() < deadline, f"the change never reached the running app: {response.text}"
-        await asyncio.sleep(0.1)
 
 
 async def test_creating_a_tenant_twice_returns_the_same_tenant_and_changes_nothing(settings, owner_engine):
@@ -111,7 +101,7 @@ async def test_a_plan_change_reaches_the_running_app_and_is_audited(settings, cl
     def budget(response: Any) -> int:
         return response.json()["data"]["rateLimit"]["maximumAvailable"]
 
-    await poll(client, RATE_LIMIT, headers, until=lambda response: budget(response) == 2_500)
+    await within_the_tenant_cache_time(settings, client, RATE_LIMIT, headers, lambda r: budget(r) == 2_500)
     same = run_cli(settings, "tenants", "set-plan", slug, "ENTERPRISE", "--budget", "2500")
     assert same.returncode == 0 and "nothing changed" in same.stdout, same.stderr
     listed = run_cli(settings, "tenants", "list").stdout
@@ -138,7 +128,7 @@ async def test_a_suspended_tenant_is_refused_keeps_its_data_and_is_served_again_
 
     done = run_cli(settings, "tenants", "suspend", tenant.slug, "--reason", "invoice 42 unpaid")
     assert done.returncode == 0, done.stderr
-    refused = await poll(client, VIEWER, headers, until=lambda response: response.status_code != 200)
+    refused = await within_the_tenant_cache_time(settings, client, VIEWER, headers, lambda r: r.status_code != 200)
     assert refused.status_code == 403
     assert refused.json()["errors"][0]["extensions"]["code"] == "TENANT_SUSPENDED"
     async with tenant_transaction(owner_engine, tenant.id) as db:
@@ -149,7 +139,7 @@ async def test_a_suspended_tenant_is_refused_keeps_its_data_and_is_served_again_
 
     done = run_cli(settings, "tenants", "resume", tenant.slug, "--reason", "paid")
     assert done.returncode == 0, done.stderr
-    served = await poll(client, VIEWER, headers, until=lambda response: response.status_code == 200)
+    served = await within_the_tenant_cache_time(settings, client, VIEWER, headers, lambda r: r.status_code == 200)
     assert served.json()["data"]["viewer"]["tenant"]["slug"] == tenant.slug
 
     rows = await audit_rows(owner_engine, tenant.id)
