@@ -230,6 +230,11 @@ def sql_statements(services: Any) -> Any:
     event.remove(target, "before_cursor_execute", record)
 
 
+def tampered(credential: str) -> str:
+    """The credential with its last character replaced: never, by chance, the credential itself."""
+    return credential[:-1] + ("A" if credential[-1] != "A" else "B")
+
+
 def under_tenant(statements: list[str]) -> list[str]:
     """The statements run for a tenant: all but authentication's lookup of the tenant itself."""
     return [statement for statement in statements if "FROM tenants" not in statement]

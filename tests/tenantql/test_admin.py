@@ -22,7 +22,7 @@ from tenantql.admin import ADMIN_NOT_CONFIGURED, PATH
 from tenantql.app import create_app
 from tenantql.public_tracking import PATH as TRACKING_PATH
 from tests.audit import audit_rows
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, tampered
 from tests.tenant_cache import within_the_tenant_cache_time
 
 SUBJECT = "ops-alice"
@@ -107,8 +107,8 @@ async def test_only_a_platform_admin_token_is_accepted_and_it_is_refused_on_grap
 
     for headers in (
         {},
-        {"Authorization": good["Authorization"][:-2] + "xx"},  # a tampered signature
-        {"X-API-Key": key[:-1] + ("0" if key[-1] != "0" else "1")},
+        {"Authorization": tampered(good["Authorization"])},  # a tampered signature
+        {"X-API-Key": tampered(key)},
         {"Authorization": "Basic b3BzOnNlY3JldA=="},
         platform_headers(tenant_id=str(tenant.id)),  # a platform token names no tenant
         {"Authorization": f"Bearer {tenant.token(Role.ADMIN, ttl_seconds=-60)}"},  # expired
