@@ -172,10 +172,9 @@ def method_notes(sql: Mapping[str, SqlCount], measurements: Sequence[Measurement
         'has `"errors"` + 2xx answers without the expected data (for Q3: a non-empty `userErrors`). '
         "Every count must be 0.",
         f"- **SQL/request** is `n + {TRANSACTION_STATEMENTS}`: n statements counted in process (the app built with "
-        "`create_app` against the same servers, a `before_cursor_execute` listener on its engine, averaged over "
+        "`create_app` against the same servers, `db.statement_log.logged` on its engine, averaged over "
         f"several requests after the tenant cache is warm), plus the transaction's own {TRANSACTION_STATEMENTS}: "
-        "`BEGIN; SELECT set_config(...)` sent as one simple query and `COMMIT`, which go straight to asyncpg and "
-        "bypass the listener.",
+        "`BEGIN; SELECT set_config(...)` sent as one simple query and `COMMIT`, which the log leaves out.",
         "- **Redis round trips/request**: the Redis server's `total_reads_processed` delta (one socket read per "
         "round trip) over the wrk run, the `INFO` probe's own taken off, divided by the requests wrk completed. "
         "Commands are no measure of round trips: the budget script's TIME, HMGET, HSET and PEXPIRE run inside "

@@ -1,10 +1,10 @@
 """SQL statements per request, counted in process against the same servers the load runs on.
 
 The app is built with `tenantql.app.create_app` and called through httpx's ASGI
-transport; a `before_cursor_execute` listener on its engine records every statement
-SQLAlchemy sends, as the tests' `sql_statements` fixture does. The transaction's own two
-round trips (`BEGIN; SELECT set_config(...)` as one simple query, then `COMMIT`) go
-straight to asyncpg and bypass the listener: they are reported separately as `+ 2`.
+transport; `db.statement_log.logged` records every statement its engine runs, through
+SQLAlchemy or straight to the driver, as the tests' `sql_statements` fixture does. The
+transaction's own two round trips (`BEGIN; SELECT set_config(...)` as one simple query, then
+`COMMIT`) are not in it: they are reported separately as `+ 2`.
 Each counted request is preceded by an uncounted one with the same token, so the
 tenant directory's cache is warm and its lookup does not land in the count.
 Hash-only (persisted) requests work here too: the documents were registered with the
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.load import PlannedRequest
+from db.statement_log import logged
 
 if TYPE_CHECKING:
     from tenantql.settings import Settings
@@ -65,23 +66,15 @@ async def count_statements(
     """Statements per request for each named list of requests (the first `samples` of each)."""
     import httpx
     from asgi_lifespan import LifespanManager
-    from sqlalchemy import event
 
     from tenantql.app import create_app
 
     app = create_app(settings)
     counts: dict[str, SqlCount] = {}
-    recorded: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        recorded.append(statement)
-
     async with LifespanManager(app) as manager:
-        engine = app.state.services.engine.sync_engine
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.invalid") as client:
-            event.listen(engine, "before_cursor_execute", record)
-            try:
+            with logged(app.state.services.engine) as recorded:
                 for name, planned in requests.items():
                     total, kinds = 0, ()
                     chosen = list(planned[:samples])
@@ -93,8 +86,6 @@ async def count_statements(
                         if n == 0:
                             kinds = tuple(statement_kind(sql) for sql in recorded)
                     counts[name] = SqlCount(requests=len(chosen), statements=total, kinds=kinds)
-            finally:
-                event.remove(engine, "before_cursor_execute", record)
     return counts
 
 

@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.compiled_select import compiled_selects
+from db.statement_log import announce
+
 T = TypeVar("T")
 
 
@@ -80,6 +83,8 @@ class TenantDB:
         self.engine = engine
         self.tenant_id = tenant_id
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None  # the asyncpg connection under `_connection`
+        self._selects = compiled_selects(engine)
         self._in_transaction = False
         self._has_writes = False
         self._savepoints = 0
@@ -107,9 +112,9 @@ class TenantDB:
             raise TransactionEnded("this request's transaction has already ended")
         if self._connection is None:
             self._connection = await self.engine.connect()
+            self._driver = await _driver(self._connection)
         if not self._in_transaction:
-            driver = await _driver(self._connection)
-            await driver.execute(begin_sql(self.tenant_id))
+            await self._driver.execute(begin_sql(self.tenant_id))
             self._in_transaction = True
         return self._connection
 
@@ -118,10 +123,16 @@ class TenantDB:
         return await self._uninterrupted(self._all(statement, params))
 
     async def _all(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
+        params = {"tenant_id": self.tenant_id, **params}
         async with self._lock:
             connection = await self._begin()
-            result = await connection.execute(statement, {"tenant_id": self.tenant_id, **params})
-            return result.all()
+            found = self._selects.find(statement, params)
+            if found is None:
+                result = await connection.execute(statement, params)
+                return result.all()
+            compiled, arguments = found  # a plain SELECT: straight to the driver (db.compiled_select)
+            announce(self.engine, compiled.sql)
+            return compiled.rows(await self._driver.fetch(compiled.sql, *arguments))
 
     async def one_or_none(self, statement: Executable, /, **params: Any) -> Row[Any] | None:
         rows = await self.all(statement, **params)
@@ -163,8 +174,8 @@ class TenantDB:
                 return None
             self._savepoints += 1
             savepoint = f"unit_{self._savepoints}"
-            driver = await _driver(await self._begin())
-            await driver.execute(f"SAVEPOINT {savepoint}")
+            await self._begin()
+            await self._driver.execute(f"SAVEPOINT {savepoint}")
             return savepoint
 
     async def _undo(self, savepoint: str | None) -> None:
@@ -175,8 +186,8 @@ class TenantDB:
             if savepoint is None:
                 await self._end("ROLLBACK")
             else:
-                driver = await _driver(await self._begin())
-                await driver.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                await self._begin()
+                await self._driver.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
 
     async def close(self, *, commit: bool) -> None:
         """End the transaction and give the connection back to the pool; later statements are refused."""
@@ -188,7 +199,7 @@ class TenantDB:
             try:
                 await self._end("COMMIT" if commit else "ROLLBACK")
             finally:
-                connection, self._connection = self._connection, None
+                connection, self._connection, self._driver = self._connection, None, None
                 if connection is not None:
                     await _release(connection)
 
@@ -197,8 +208,7 @@ class TenantDB:
             wrote = self._has_writes
             self._in_transaction = False
             self._has_writes = False
-            driver = await _driver(self._connection)
-            status = await driver.execute(command)
+            status = await self._driver.execute(command)
             if command == "COMMIT" and status != "COMMIT" and wrote:
                 raise CommitRefused(f"PostgreSQL answered COMMIT with {status}: the transaction's writes were undone")
 

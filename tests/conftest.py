@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Secret
 
@@ -27,6 +27,7 @@ from db.engine import create_app_engine, create_owner_engine
 from db.migrate import upgrade
 from db.models import Customer, Driver, Shipment, Vehicle
 from db.seed import DataSize, ensure_tenant, seed_tenant_data, stable_id
+from db.statement_log import logged
 from db.transaction import tenant_transaction
 from tenantql.app import create_app
 from tenantql.embedded import EmbeddedRedis, EmbeddedServers, ServerURLs
@@ -218,16 +219,10 @@ def graphql(client: httpx.AsyncClient) -> GraphQL:
 
 @pytest.fixture
 def sql_statements(services: Any) -> Any:
-    """Every SQL statement the server's engine sends through SQLAlchemy while the test runs."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    target = services.engine.sync_engine
-    event.listen(target, "before_cursor_execute", record)
-    yield statements
-    event.remove(target, "before_cursor_execute", record)
+    """Every SQL statement the server's engine runs while the test runs, through SQLAlchemy or
+    straight to the driver (`db.statement_log`), but for each transaction's own BEGIN and COMMIT."""
+    with logged(services.engine) as statements:
+        yield statements
 
 
 def tampered(credential: str) -> str:

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 
+from db.statement_log import logged
 from db.transaction import tenant_transaction
 from tenantql.app import create_app
 from tenantql.public_tracking import PATH, REQUESTS_PER_MINUTE
@@ -212,15 +213,8 @@ async def test_get_serves_queries_too(tracking_app, acme):
 
 @pytest.fixture
 def sql_statements_of(tracking_app):
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    target = tracking_app.services.engine.sync_engine
-    event.listen(target, "before_cursor_execute", record)
-    yield statements
-    event.remove(target, "before_cursor_execute", record)
+    with logged(tracking_app.services.engine) as statements:
+        yield statements
 
 
 @pytest.mark.parametrize(

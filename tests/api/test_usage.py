@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import event
 
 from auth.tenant import Plan, Role
 from db.models import usage_table
+from db.statement_log import logged
 from db.transaction import tenant_transaction
 from db.usage import LIVE_KEY, CountKey, all_tenants_usage, today_number
 from resolvers.ids import from_global_id
@@ -167,25 +167,19 @@ async def test_metering_adds_no_redis_round_trip_and_no_sql(serving, redis_home,
             calls.append(args[0])
             return await original(*args, **kwargs)
 
-        statements: list[str] = []
-
-        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements.append(statement)
-
         field = CountKey(tenant.id, today_number(), None).field
         services.redis.execute_command = counting
-        event.listen(services.engine.sync_engine, "before_cursor_execute", record)
         try:
-            for query, round_trips in ((FULL_PAGE, ["EVALSHA"]), (SHORT_PAGE, ["EVALSHA", "EVALSHA"])):
-                calls.clear()
-                before = int(await original("HGET", LIVE_KEY, field) or 0)
-                response = await http.post("/graphql", json={"query": query}, headers=tenant.headers())
-                assert calls == round_trips  # the charge, and the refund of a short page: as before metering
-                after = int(await original("HGET", LIVE_KEY, field) or 0)
-                assert after - before == response.json()["extensions"]["cost"]["actualQueryCost"]
+            with logged(services.engine) as statements:
+                for query, round_trips in ((FULL_PAGE, ["EVALSHA"]), (SHORT_PAGE, ["EVALSHA", "EVALSHA"])):
+                    calls.clear()
+                    before = int(await original("HGET", LIVE_KEY, field) or 0)
+                    response = await http.post("/graphql", json={"query": query}, headers=tenant.headers())
+                    assert calls == round_trips  # the charge, and the refund of a short page: as before metering
+                    after = int(await original("HGET", LIVE_KEY, field) or 0)
+                    assert after - before == response.json()["extensions"]["cost"]["actualQueryCost"]
         finally:
             del services.redis.execute_command
-            event.remove(services.engine.sync_engine, "before_cursor_execute", record)
     assert statements and not [statement for statement in statements if "usage" in statement]
 
 

@@ -98,7 +98,7 @@ async def test_begin_and_tenant_setting_share_one_round_trip(app_engine, acme):
 
     db = TenantDB(app_engine, acme.id)
     db._connection = await app_engine.connect()
-    driver = (await db._connection.get_raw_connection()).driver_connection
+    driver = db._driver = (await db._connection.get_raw_connection()).driver_connection
     driver.add_query_logger(log)
     try:
         await db.all(text("SELECT 1"))
