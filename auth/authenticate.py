@@ -29,10 +29,16 @@ class UserRecord:
     active: bool
 
 
-class UserLookup(Protocol):
-    """The user a token names, read afresh for every request; db/ implements it."""
+def role_now(user: UserRecord | None) -> Role:
+    """The role a token's user acts with, as the database has the user now; AuthError if none.
 
-    async def __call__(self, tenant_id: uuid.UUID, user_id: uuid.UUID, /) -> UserRecord | None: ...
+    Read on every request (the request's transaction opens with the check, `db.users`), so a
+    deactivation or demotion holds from the next request on, whatever the token's lifetime."""
+    if user is None:
+        raise unauthenticated("the token's user does not exist")
+    if not user.active:
+        raise unauthenticated("the user is deactivated")
+    return user.role
 
 
 def credential_from(headers: Mapping[str, str]) -> str:
@@ -57,15 +63,18 @@ class Authenticator:
         verifier: JWTVerifier,
         tenants: TenantLookup,
         api_keys: ApiKeyVerifier | None = None,
-        users: UserLookup | None = None,
     ) -> None:
         self.verifier = verifier
         self.tenants = tenants
         self.api_keys = api_keys
-        self.users = users
 
     async def authenticate(self, headers: Mapping[str, str], *, request_id: str) -> TenantContext:
-        """Verify the credential, then the tenant it names; raises AuthError."""
+        """Verify the credential, then the tenant it names; raises AuthError.
+
+        For a user's token the role is the one the token claims, still to be confirmed
+        against the user as stored now: the request opens its transaction with that check
+        (`db.users.open_for_user`, then `role_now` when it differs) before anything executes.
+        An API key acts for no user: its role is the key's own."""
         credential = credential_from(headers)
         api_key_id = None
         if credential.startswith(API_KEY_PREFIX):
@@ -87,7 +96,6 @@ class Authenticator:
                 raise suspended(tenant.slug)
             if api_key_id is not None and tenant.plan not in API_KEY_PLANS:
                 raise forbidden(f"API keys need the SCALE or ENTERPRISE plan; this tenant is on {tenant.plan.value}")
-            role = await self._current_role(tenant.id, claims)
         except AuthError as error:
             error.tenant = tenant.slug
             raise
@@ -98,26 +106,11 @@ class Authenticator:
             plan=tenant.plan,
             status=tenant.status,
             user_id=claims.user_id,
-            role=role,
+            role=claims.role,
             request_id=request_id,
             rate_limit_per_minute=tenant.rate_limit_per_minute,
             api_key_id=api_key_id,
         )
-
-    async def _current_role(self, tenant_id: uuid.UUID, claims: Claims) -> Role:
-        """The role a token's user has in the database now, not the one the token was issued with.
-
-        Read on every request, so a deactivation or demotion holds from the next request on,
-        whatever the token's lifetime. An API key acts for no user: its role is the key's own.
-        """
-        if claims.user_id is None or self.users is None:
-            return claims.role
-        user = await self.users(tenant_id, claims.user_id)
-        if user is None:
-            raise unauthenticated("the token's user does not exist")
-        if not user.active:
-            raise unauthenticated("the user is deactivated")
-        return user.role
 
 
 def _names(value: str, tenant_id: uuid.UUID, slug: str) -> bool:
@@ -136,7 +129,7 @@ __all__ = [
     "ApiKeyVerifier",
     "AuthError",
     "Authenticator",
-    "UserLookup",
     "UserRecord",
     "credential_from",
+    "role_now",
 ]

@@ -39,16 +39,18 @@ class CommitRefused(RuntimeError):
     resolver that caught it, a field settled in the background)."""
 
 
-def begin_sql(tenant_id: uuid.UUID) -> str:
-    """The statement that opens a tenant transaction.
+def begin_sql(tenant_id: uuid.UUID, then: str | None = None) -> str:
+    """The statement that opens a tenant transaction, and `then` a check that must pass in it.
 
-    It is sent as a simple query so `BEGIN` and `set_config` share one round trip; that
-    protocol takes no parameters, so the tenant is inlined, which is safe only because a
-    `uuid.UUID` renders as hex digits and dashes.
+    It is sent as a simple query so `BEGIN`, `set_config` and the check share one round trip;
+    that protocol takes no parameters, so the tenant is inlined, which is safe only because a
+    `uuid.UUID` renders as hex digits and dashes. `then` is made the same way by its owner
+    (`db.users.standing_check`), never from a client's text.
     """
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError(f"tenant_id must be a UUID, not {type(tenant_id).__name__}")
-    return f"BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)"
+    opening = f"BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)"
+    return f"{opening}; {then}" if then else opening
 
 
 class Unit:
@@ -79,9 +81,10 @@ class TenantDB:
     lock, so `close()` runs after it.
     """
 
-    def __init__(self, engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
+    def __init__(self, engine: AsyncEngine, tenant_id: uuid.UUID, *, opening_check: str | None = None) -> None:
         self.engine = engine
         self.tenant_id = tenant_id
+        self._begin_sql = begin_sql(tenant_id, opening_check)
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # the asyncpg connection under `_connection`
         self._selects = compiled_selects(engine)
@@ -114,9 +117,20 @@ class TenantDB:
             self._connection = await self.engine.connect()
             self._driver = await _driver(self._connection)
         if not self._in_transaction:
-            await self._driver.execute(begin_sql(self.tenant_id))
+            await self._driver.execute(self._begin_sql)
             self._in_transaction = True
         return self._connection
+
+    async def open(self) -> None:
+        """Begin the transaction now, with its opening check, rather than at the first statement.
+
+        If the check fails its error is raised and the transaction stays unopened; `close()`
+        then gives the connection back rolled back."""
+        await self._uninterrupted(self._open())
+
+    async def _open(self) -> None:
+        async with self._lock:
+            await self._begin()
 
     async def all(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
         """Rows of a statement; a `:tenant_id` parameter is bound to this tenant."""

@@ -10,48 +10,58 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.authenticate import UserRecord
 from auth.tenant import Role
 from db.models import User
-from db.transaction import TenantDB, begin_sql
+from db.transaction import TenantDB
 
 users = User.__table__
-_SELECT_STANDING = "SELECT role, active FROM users WHERE tenant_id = $1 AND id = $2"
+STANDING_REFUSED = "TQ401"  # the SQLSTATE `user_standing_is` raises (migration 0005)
 
 
-class UserDirectory:
-    """Implements auth's UserLookup: a JWT's user as the database has it now, on every request.
+def standing_check(user_id: uuid.UUID, role: Role) -> str:
+    """The check a request with a user's token opens its transaction with (`TenantDB(opening_check=…)`):
+    it fails unless the user exists in the transaction's tenant, is active and has `role`.
 
-    Never cached, so a deactivation or a demotion holds from the next request on, in every
-    process. It is one primary-key lookup in a short transaction of its own, like
-    TenantDirectory's, sent through the driver as three round trips (`BEGIN` with the tenant
-    setting, the prepared `SELECT`, `COMMIT`): measured on the 2-CPU test machine at 1 ms of
-    wall time (0.8 ms CPU) alone, +1 to 1.8 ms on a 3.3 ms request, and +7 to 13% of CPU for
-    a burst of 500 page requests. Folding it into the request's own transaction would save
-    the pool checkout and two round trips, but the check must come before execution, so
-    requests refused before execution (which run no tenant SQL today) would open one for it.
-    Its statement bypasses SQLAlchemy's events, like ApiKeyDirectory's: it is authentication,
-    not the operation, and tests count the operation's statements.
-    """
+    Inlined into a simple query like the tenant in `begin_sql`, and as safely: a `uuid.UUID`
+    and a `Role`'s own value are the only text it ever holds."""
+    if not isinstance(user_id, uuid.UUID):
+        raise TypeError(f"user_id must be a UUID, not {type(user_id).__name__}")
+    return f"SELECT user_standing_is('{user_id}', '{Role(role).value}')"
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
 
-    async def __call__(self, tenant_id: uuid.UUID, user_id: uuid.UUID, /) -> UserRecord | None:
-        async with self.engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            try:
-                await raw.execute(begin_sql(tenant_id))
-                row = await raw.fetchrow(_SELECT_STANDING, tenant_id, user_id)
-                await raw.execute("COMMIT")
-            except BaseException:
-                await connection.invalidate()  # it may still be in the transaction: never pool it
-                raise
-        return None if row is None else UserRecord(role=Role(row["role"]), active=row["active"])
+class StandingDiffers(Exception):
+    """The user is not, or no longer, what the request's token said: `user` is how it is now
+    (None: it does not exist in the tenant)."""
+
+    def __init__(self, user: UserRecord | None) -> None:
+        super().__init__("the user's standing differs from the token's")
+        self.user = user
+
+
+async def open_for_user(db: TenantDB) -> None:
+    """Open `db`'s transaction, whose opening check is a `standing_check`; raises StandingDiffers.
+
+    One round trip for `BEGIN`, the tenant setting and the check together (ADR 0011): the user
+    is read on every request, never cached, so a deactivation or a demotion holds from the next
+    request on, in every process."""
+    try:
+        await db.open()
+    except asyncpg.PostgresError as error:
+        if getattr(error, "sqlstate", None) != STANDING_REFUSED:
+            raise
+        raise StandingDiffers(_standing(getattr(error, "detail", None))) from None
+
+
+def _standing(detail: str | None) -> UserRecord | None:
+    """What `user_standing_is` found, from its error's DETAIL: `null` or `{"role": …, "active": …}`."""
+    found = orjson.loads(detail or "null")
+    return None if found is None else UserRecord(role=Role(found["role"]), active=bool(found["active"]))
 
 
 async def list_users(db: TenantDB) -> list[Row[Any]]:
@@ -102,4 +112,15 @@ async def update_user(db: TenantDB, user_id: uuid.UUID, **values: Any) -> Row[An
     return row
 
 
-__all__ = ["UserDirectory", "find_user", "insert_user", "list_users", "lock_active_admins", "update_user", "users"]
+__all__ = [
+    "STANDING_REFUSED",
+    "StandingDiffers",
+    "find_user",
+    "insert_user",
+    "list_users",
+    "lock_active_admins",
+    "open_for_user",
+    "standing_check",
+    "update_user",
+    "users",
+]

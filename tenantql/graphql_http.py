@@ -8,6 +8,7 @@ and status codes follow the GraphQL over HTTP spec for both response media types
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import re
@@ -25,11 +26,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from auth.authenticate import role_now
 from auth.errors import AuthError
 from auth.tenant import TenantContext
 from db.buckets import Charge
 from db.engine import database_unavailable
 from db.transaction import CommitRefused, TenantDB
+from db.users import StandingDiffers, open_for_user, standing_check
 from resolvers.context import Context
 from schema import TenantQLSchema
 from schema.extensions.cost_limit import THROTTLED
@@ -57,6 +60,7 @@ JSON = "application/json"
 MAX_BODY_BYTES = 1_000_000
 BODY_READ_TIMEOUT_SECONDS = 30.0  # the default of the setting of that name
 MAX_BATCH = 10
+_STANDING_ATTEMPTS = 3  # openings of a request's transaction while its user's role keeps changing
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _QUERY_ONLY = frozenset({OperationType.QUERY})
 _QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
@@ -133,6 +137,8 @@ class GraphQLEndpoint:
             tenant = await services.authenticator.authenticate(request.headers, request_id=request_id)
             record.tenant = tenant.slug
             operations, batched = await _operations(request)
+            # Only now, with the whole body read, may the request hold a connection.
+            context = await self._context_for(services, tenant)
         except AuthError as error:
             record.tenant = error.tenant
             record.error_codes.append(error.code)
@@ -148,7 +154,6 @@ class GraphQLEndpoint:
         if batched:
             record.operation_type = BATCH
 
-        context = await self.get_context(services, tenant)
         allowed = _QUERY_ONLY if request.method == "GET" else _QUERY_OR_MUTATION
         client_name = request.headers.get("apollographql-client-name")
         committed = False
@@ -196,7 +201,38 @@ class GraphQLEndpoint:
         return json_response(bodies if batched else bodies[0], status, media_type, request_id, headers)
 
     async def get_context(self, services: Services, tenant: TenantContext) -> Context:
-        return Context.for_request(tenant, TenantDB(services.engine, tenant.tenant_id))
+        """The request's context; a user's token opens its transaction with the user check."""
+        check = standing_check(tenant.user_id, tenant.role) if tenant.user_id is not None else None
+        return Context.for_request(tenant, TenantDB(services.engine, tenant.tenant_id, opening_check=check))
+
+    async def _context_for(self, services: Services, tenant: TenantContext) -> Context:
+        """The context of an authenticated request, its user confirmed as the database has it now.
+
+        A user's token opens the request's transaction at once with the check of its user
+        (ADR 0011): still there, active, and with the role the token claims. A user whose role
+        changed since the token was issued acts with the new one: the transaction is opened
+        again with the check of that role. AuthError when the user is gone or deactivated."""
+        for _ in range(_STANDING_ATTEMPTS):
+            context = await self.get_context(services, tenant)
+            if tenant.user_id is None:
+                return context  # an API key: no user to check
+            try:
+                await open_for_user(context.db)
+                return context
+            except StandingDiffers as differs:
+                await context.db.close(commit=False)
+                try:
+                    tenant = dataclasses.replace(tenant, role=role_now(differs.user))
+                except AuthError as error:
+                    error.tenant = tenant.slug
+                    raise
+            except BaseException:
+                await context.db.close(commit=False)
+                raise
+        # The role changed at every attempt: answer as for a moment of contention, to be tried again.
+        raise RequestError(
+            "the user's role is changing; try again", code=SERVICE_UNAVAILABLE, status=503, headers={"Retry-After": "1"}
+        )
 
     async def _execute(
         self,

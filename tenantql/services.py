@@ -20,7 +20,6 @@ from db.roles import check_application_role
 from db.tenants import TenantDirectory
 from db.usage import PendingUsage
 from db.usage_flusher import UsageFlusher
-from db.users import UserDirectory
 from schema import TenantQLSchema, build_schema
 from schema.extensions.cost_limit import CostLimit, CostPolicy
 from tenantql.persisted import PersistedQueries
@@ -86,9 +85,7 @@ class Services:
             engine=engine,
             redis=redis,
             tenants=tenants,
-            authenticator=Authenticator(
-                verifier_for(settings), tenants, ApiKeyDirectory(engine), UserDirectory(engine)
-            ),
+            authenticator=Authenticator(verifier_for(settings), tenants, ApiKeyDirectory(engine)),
             buckets=buckets,
             costs=costs,
             persisted=persisted,

@@ -56,14 +56,23 @@ ADMIN_QUERY = "{ tenants { slug } }"
 STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
     # The authenticator's lookups, each in a short transaction of its own:
     ("tenant", re.compile(r"^SELECT tenants\.id, .* FROM tenants WHERE tenants\.id = ")),  # the tenant it names
-    ("user", re.compile(r"^SELECT role, active FROM users WHERE tenant_id = \$1 AND id = \$2$")),  # its user, now
+    # A user's token: the request's transaction opens with the check of its user, now (ADR 0011).
+    # Refused, it is rolled back with nothing else run in it.
+    (
+        "user",
+        re.compile(
+            r"^BEGIN; SELECT set_config\('app\.tenant_id', '[0-9a-f-]{36}', true\); "
+            r"SELECT user_standing_is\('[0-9a-f-]{36}', '(ADMIN|MEMBER|VIEWER)'\)$"
+        ),
+    ),
     ("key", re.compile(r"^SELECT tenant_id, id, role FROM api_keys WHERE key_hash = \$1 AND revoked_at IS NULL$")),
     ("key use", re.compile(r"^UPDATE api_keys SET last_used_at = now\(\) WHERE tenant_id = \$1 AND id = \$2$")),
     # ... and how those transactions are opened and closed:
     ("tenant transaction", re.compile(r"^BEGIN; SELECT set_config\('app\.tenant_id', '[0-9a-f-]{36}', true\)$")),
     ("key hash setting", re.compile(r"^SELECT set_config\('app\.api_key_hash', \$1, true\)$")),
     ("key tenant setting", re.compile(r"^SELECT set_config\('app\.tenant_id', \$1, true\)$")),
-    ("transaction control", re.compile(r"^(BEGIN|COMMIT|ROLLBACK);?$")),
+    ("rollback", re.compile(r"^ROLLBACK;?$")),
+    ("transaction control", re.compile(r"^(BEGIN|COMMIT);?$")),
     # A connection the pool opens meanwhile: the driver and SQLAlchemy read the server's settings.
     ("connection set-up", re.compile(r"pg_catalog|current_schema\(\)|^show |^select 1$", re.IGNORECASE)),
 ]
@@ -527,8 +536,10 @@ async def test_a_forged_or_misused_credential_is_refused_and_runs_nothing_for_a_
 
     kinds = world.statements.kinds()
     assert set(kinds) & LOOKUPS <= attack.lookups, kinds
-    # Every transaction opened under a tenant is one of the lookups' own: none is a request's.
-    assert kinds["tenant transaction"] == kinds["tenant"] + kinds["user"], kinds
+    # Every transaction opened under a tenant is one of the lookups' own, and a refused user's
+    # check is rolled back: nothing of the request ran.
+    assert kinds["tenant transaction"] == kinds["tenant"], kinds
+    assert kinds["rollback"] >= kinds["user"], kinds
     assert kinds["key tenant setting"] == kinds["key use"], kinds
     assert world.keys.fetches[ATTACKER_JWKS] == 0  # a header never chooses where keys come from
 
