@@ -2,7 +2,12 @@
 
 The delta of `total_reads_processed` (socket reads: one per round trip a client makes)
 over a wrk run, less the reads that opened new pool connections, divided by the requests
-wrk completed, is the round trips each request cost. `total_commands_processed` is no
+the server served in it, is the round trips each request cost. Both snapshots are taken
+once the server has gone quiet (`settle`): wrk stops with one request in flight on each
+connection, which the server still serves, charges and refunds, so without waiting the
+tail of one run (the warm-up's, say) would land in the next, and a run's own tail would be
+counted in Redis but not in wrk's completed requests. The served requests are therefore
+wrk's completed ones plus one per connection. `total_commands_processed` is no
 measure of them: it also counts the commands a Lua script runs inside Redis (the budget
 script's TIME, HMGET, HSET and PEXPIRE), so it is kept for the notes only. Every `INFO`
 call also shows up in the counters, so the delta of two back-to-back snapshots (the
@@ -11,6 +16,7 @@ probe's own cost) is taken off.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,13 +42,20 @@ class RedisDelta:
         return sum(calls for name, calls in self.per_command.items() if name in _CONNECTION_SETUP)
 
     def per_request(self, requests: int) -> float:
-        """Round trips per request, the set-up of new pool connections left out: a pool opens
-        its connections once, and a short run at high concurrency would otherwise charge
+        """Round trips per request served, the set-up of new pool connections left out: a pool
+        opens its connections once, and a short run at high concurrency would otherwise charge
         their handshakes to the requests that happened to open them."""
         return max(0, self.reads - self.connection_setups) / requests if requests else 0.0
 
     def commands_per_request(self, requests: int) -> float:
         return self.commands / requests if requests else 0.0
+
+
+def served(completed: int, connections: int) -> int:
+    """Requests the server served in a wrk run: those wrk completed, and the one each of its
+    connections had in flight when it stopped (wrk is closed-loop: every connection always
+    has one), which the server serves all the same."""
+    return completed + connections if completed else 0
 
 
 class RedisCounter:
@@ -63,6 +76,22 @@ class RedisCounter:
             reads=int(stats.get("total_reads_processed", 0)),
             per_command={name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in commandstats.items()},
         )
+
+    def settle(self, timeout: float = 5.0, interval: float = 0.1) -> None:
+        """Wait until nothing but this probe talks to the server: the requests still in flight when
+        wrk stopped have been served. Each look is one `INFO stats`, one read of its own."""
+        last = self._reads()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(interval)
+            now = self._reads()
+            if now - last <= 1:
+                return
+            last = now
+
+    def _reads(self) -> int:
+        stats: dict[str, Any] = self.client.info("stats")
+        return int(stats.get("total_reads_processed", 0))
 
     def server_version(self) -> str:
         info: dict[str, Any] = self.client.info("server")
@@ -89,4 +118,4 @@ def _difference(before: RedisSnapshot, after: RedisSnapshot, probe: RedisDelta) 
     )
 
 
-__all__ = ["RedisCounter", "RedisDelta", "RedisSnapshot"]
+__all__ = ["RedisCounter", "RedisDelta", "RedisSnapshot", "served"]

@@ -11,7 +11,7 @@ from bench.config import BenchConfig
 from bench.formatting import format_number, format_sql
 from bench.load import WrkResult
 from bench.machine import Machine
-from bench.redis_stats import RedisDelta
+from bench.redis_stats import RedisDelta, served
 from bench.sql_count import TRANSACTION_STATEMENTS, SqlCount, summarize_kinds
 from bench.targets import find, targets
 
@@ -39,7 +39,7 @@ class Measurement:
     def redis_per_request(self) -> float | None:
         if self.wrk is None or self.redis is None:
             return None
-        return self.redis.per_request(self.wrk.requests)
+        return self.redis.per_request(served(self.wrk.requests, self.concurrency))
 
 
 @dataclass(slots=True)
@@ -176,7 +176,9 @@ def method_notes(sql: Mapping[str, SqlCount], measurements: Sequence[Measurement
         f"several requests after the tenant cache is warm), plus the transaction's own {TRANSACTION_STATEMENTS}: "
         "`BEGIN; SELECT set_config(...)` sent as one simple query and `COMMIT`, which the log leaves out.",
         "- **Redis round trips/request**: the Redis server's `total_reads_processed` delta (one socket read per "
-        "round trip) over the wrk run, the `INFO` probe's own taken off, divided by the requests wrk completed. "
+        "round trip) over the wrk run, the `INFO` probe's own taken off, divided by the requests the server served: "
+        "those wrk completed and the one each connection had in flight when wrk stopped, which the server still "
+        "served (both snapshots wait for the server to go quiet, so no run's tail lands in another's count). "
         "Commands are no measure of round trips: the budget script's TIME, HMGET, HSET and PEXPIRE run inside "
         "one EVALSHA and are counted as commands too. The reads that opened new pool connections (HELLO and "
         "CLIENT SETINFO, once per connection) are left out: they belong to the pool, not to the request. A "

@@ -36,7 +36,7 @@ from bench.operations import (
     Operation,
 )
 from bench.persisted import register_persisted
-from bench.redis_stats import RedisCounter
+from bench.redis_stats import RedisCounter, served
 from bench.report import Measurement, RunInfo, render_main, render_scaling
 from bench.server import RssSampler, ServeProcess, free_port, serve_env, tenantql_executable
 from bench.sql_count import SqlCount, count_statements
@@ -114,9 +114,11 @@ def load(
         run_wrk(url, plan, connections=config.concurrencies[0], seconds=warmup, threads=config.wrk_threads)
     measured = []
     for concurrency in config.concurrencies:
+        session.redis.settle()  # the previous run's last requests are served before counting starts
         before = session.redis.snapshot()
         with RssSampler(session.server.pid) as rss:
             result = run_wrk(url, plan, connections=concurrency, seconds=config.seconds, threads=config.wrk_threads)
+        session.redis.settle()  # ... and this run's own, which Redis saw and wrk did not count
         delta = session.redis.since(before)
         measured.append(
             Measurement(
@@ -132,7 +134,7 @@ def load(
         log(
             f"{label} c={concurrency}: {result.rps:.1f} req/s, "
             f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.errors} errors, "
-            f"{delta.per_request(result.requests):.2f} Redis/request"
+            f"{delta.per_request(served(result.requests, concurrency)):.2f} Redis/request"
         )
     return measured
 

@@ -1,8 +1,8 @@
 """Every statement an engine runs for requests, whichever way it reaches the driver.
 
-Most statements go through SQLAlchemy, whose `before_cursor_execute` event sees them; the
-SELECTs `TenantDB` runs on the driver directly (`db.compiled_select`) do not pass there, so
-they are announced here. The tests' and the bench's statement counts listen with `logged`,
+SQLAlchemy's `before_cursor_execute` event sees the statements SQLAlchemy executes; those
+`TenantDB` runs on the driver directly (`db.compiled_statements`, most of a request's) do
+not pass there, so they are announced here. The tests' and the bench's statement counts listen with `logged`,
 which hears both; nothing listens in production, and announcing costs a dictionary lookup.
 """
 

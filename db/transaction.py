@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.compiled_select import compiled_selects
+from db.compiled_statements import CompiledStatement, compiled_statements, sqlalchemy_error
 from db.statement_log import announce
 
 T = TypeVar("T")
@@ -87,7 +88,7 @@ class TenantDB:
         self._begin_sql = begin_sql(tenant_id, opening_check)
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # the asyncpg connection under `_connection`
-        self._selects = compiled_selects(engine)
+        self._compiled = compiled_statements(engine)
         self._in_transaction = False
         self._has_writes = False
         self._savepoints = 0
@@ -140,13 +141,20 @@ class TenantDB:
         params = {"tenant_id": self.tenant_id, **params}
         async with self._lock:
             connection = await self._begin()
-            found = self._selects.find(statement, params)
+            found = self._compiled.find(statement, params)
             if found is None:
                 result = await connection.execute(statement, params)
                 return result.all()
-            compiled, arguments = found  # a plain SELECT: straight to the driver (db.compiled_select)
-            announce(self.engine, compiled.sql)
-            return compiled.rows(await self._driver.fetch(compiled.sql, *arguments))
+            return await self._direct(*found)
+
+    async def _direct(self, compiled: CompiledStatement, arguments: list[Any]) -> list[Any]:
+        """A Core statement straight to the driver (`db.compiled_statements`), as SQLAlchemy would run it."""
+        announce(self.engine, compiled.sql)
+        try:
+            records = await self._driver.fetch(compiled.sql, *arguments)
+        except asyncpg.PostgresError as error:
+            raise sqlalchemy_error(compiled.sql, arguments, error) from error
+        return compiled.rows(records)
 
     async def one_or_none(self, statement: Executable, /, **params: Any) -> Row[Any] | None:
         rows = await self.all(statement, **params)
@@ -157,11 +165,15 @@ class TenantDB:
         return await self._uninterrupted(self._write(statement, params))
 
     async def _write(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
+        params = {"tenant_id": self.tenant_id, **params}
         async with self._lock:
             connection = await self._begin()
             self._has_writes = True
-            result = await connection.execute(statement, {"tenant_id": self.tenant_id, **params})
-            return result.all() if result.returns_rows else ()
+            found = self._compiled.find(statement, params)
+            if found is None:
+                result = await connection.execute(statement, params)
+                return result.all() if result.returns_rows else ()
+            return await self._direct(*found)
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[Unit]:

@@ -1,13 +1,16 @@
-"""SELECTs run on the driver directly answer exactly what SQLAlchemy's execution answers."""
+"""Statements run on the driver directly answer, and fail, exactly as SQLAlchemy's execution does."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, text
+import asyncpg
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.compiled_select import CompiledSelects
+from db.compiled_statements import CompiledStatements
 from db.models import Customer, ShipmentStatus
 from db.statement_log import logged
 from db.transaction import TenantDB
@@ -20,6 +23,7 @@ from resolvers.loaders import (
     ShipmentByTrackingNumber,
     VehicleById,
     customers,
+    events,
     shipments,
 )
 from resolvers.pagination import Cursor, PageRequest, fetch_page
@@ -107,13 +111,61 @@ async def test_statements_built_per_call_share_a_shape_and_keep_their_own_values
             assert {row.status for row in direct} == {status}
 
 
-async def test_only_plain_core_selects_take_the_direct_path(app_engine):
-    selects = CompiledSelects(app_engine.dialect)
-    assert selects.find(select(customers).limit(1), {}) is not None
-    assert selects.find(insert(customers).values(name="x"), {}) is None  # writes stay with SQLAlchemy
-    assert selects.find(select(Customer).limit(1), {}) is None  # ORM statements too
-    assert selects.find(select(customers).where(customers.c.name.in_(["a", "b"])), {}) is None  # expanding IN
-    assert selects.find(text("SELECT 1"), {}) is None
+async def test_only_core_statements_finished_at_compilation_take_the_direct_path(app_engine):
+    statements = CompiledStatements(app_engine.dialect)
+    with_python_default = Table(
+        "t", MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer, default=1)
+    )
+    assert statements.find(select(customers).limit(1), {}) is not None
+    assert statements.find(insert(customers).values(name="x"), {"tenant_id": None}) is not None
+    assert statements.find(select(Customer).limit(1), {}) is None  # ORM statements stay with SQLAlchemy
+    assert statements.find(select(customers).where(customers.c.name.in_(["a", "b"])), {}) is None  # expanding IN
+    assert statements.find(text("SELECT 1"), {}) is None
+    assert statements.find(insert(with_python_default).values(id=1), {}) is None  # a default computed in Python
+
+
+async def test_writes_answer_as_through_sqlalchemy_and_take_the_tenant_from_the_call(app_engine, acme):
+    shipment_id = acme.ids["shipments"][0]
+    update_it = (
+        update(shipments)
+        .where(shipments.c.tenant_id == acme.id, shipments.c.id == shipment_id)
+        .values(status=ShipmentStatus.IN_TRANSIT, updated_at=func.now())
+        .returning(*shipments.c)
+    )
+    # No tenant_id among the values: the execution's `tenant_id` parameter supplies it, as before.
+    add_event = insert(events).values(shipment_id=shipment_id, status=ShipmentStatus.IN_TRANSIT, note="both ways")
+    db = TenantDB(app_engine, acme.id)
+    try:
+        direct = list(await db.write(update_it))
+        assert db._connection is not None
+        result = await db._connection.execute(update_it, {"tenant_id": acme.id})
+        assert_same_rows(direct, list(result.all()))  # now() is the transaction's start: the same both times
+
+        assert await db.write(add_event) == []  # no RETURNING of its own: no rows
+        added = await db.all(select(events).where(events.c.note == "both ways"))
+        assert [(row.tenant_id, row.status) for row in added] == [(acme.id, ShipmentStatus.IN_TRANSIT)]
+    finally:
+        await db.close(commit=False)
+
+
+async def test_a_violated_constraint_raises_sqlalchemys_integrity_error(app_engine, acme):
+    taken = acme.tracking_numbers[0]
+    db = TenantDB(app_engine, acme.id)
+    try:
+        with pytest.raises(IntegrityError) as raised:
+            await db.write(
+                insert(shipments).values(
+                    customer_id=acme.ids["customers"][0],
+                    tracking_number=taken,
+                    origin="a",
+                    destination="b",
+                    weight_kg=1,
+                )
+            )
+    finally:
+        await db.close(commit=False)
+    assert isinstance(raised.value.orig, asyncpg.UniqueViolationError)
+    assert "tracking_number" in str(raised.value.orig)
 
 
 async def test_direct_statements_are_logged_for_the_counts(app_engine, acme):
