@@ -10,7 +10,9 @@ driver itself:
 - a statement is compiled once per shape with the engine's dialect, as SQLAlchemy compiles
   it for execution (the same SQL text, casts and parameter order, and for INSERT and UPDATE
   the execution's parameters as column values), and kept: by identity for module-level
-  SELECTs whose values all come with the call, by SQLAlchemy's own cache key otherwise;
+  statements whose values all come with the call (`bindparam`), by SQLAlchemy's own cache
+  key otherwise. Building a statement and its cache key on every call costs more than running
+  it here, so the request path's frequent statements are module-level;
 - parameters go through each bind's type processor, and each column of the result through
   its type's result processor, as SQLAlchemy's execution applies them (an enum column comes
   back as its Python enum, a `Numeric(asdecimal=False)` as a float);
@@ -131,7 +133,9 @@ class CompiledStatements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._by_identity: weakref.WeakKeyDictionary[Any, CompiledStatement] = weakref.WeakKeyDictionary()
+        # Per statement object whose values all come with the call: the column keys it was compiled for
+        # (an INSERT's or UPDATE's parameter names; None for the rest) and its compiled form.
+        self._by_identity: weakref.WeakKeyDictionary[Any, tuple[Any, CompiledStatement]] = weakref.WeakKeyDictionary()
         self._by_shape: OrderedDict[Any, CompiledStatement | None] = OrderedDict()
 
     def find(self, statement: Any, params: Mapping[str, Any]) -> tuple[CompiledStatement, list[Any]] | None:
@@ -140,30 +144,29 @@ class CompiledStatements:
             known = self._by_identity.get(statement)
         except TypeError:  # not weakly referenceable: never one of ours
             return None
-        if known is not None:
-            return known, known.arguments(params)
+        # An INSERT or UPDATE takes the execution's parameters as column values, as SQLAlchemy's does.
+        column_keys = tuple(sorted(params)) if isinstance(statement, (Insert, Update)) else None
+        if known is not None and known[0] == column_keys:
+            return known[1], known[1].arguments(params)
         if not _core_statement(statement):
             return None
         cache_key = statement._generate_cache_key()
         if cache_key is None:
             return None
-        # An INSERT or UPDATE takes the execution's parameters as column values, as SQLAlchemy's does.
-        column_keys = sorted(params) if isinstance(statement, (Insert, Update)) else None
-        shape = (cache_key.key, tuple(column_keys) if column_keys is not None else None)
+        shape = (cache_key.key, column_keys)
         if shape in self._by_shape:
             compiled = self._by_shape[shape]
             self._by_shape.move_to_end(shape)
         else:
-            compiled = self._by_shape[shape] = _compile(statement, self.dialect, cache_key, column_keys)
+            keys = list(column_keys) if column_keys is not None else None
+            compiled = self._by_shape[shape] = _compile(statement, self.dialect, cache_key, keys)
             if len(self._by_shape) > _SHAPES_KEPT:
                 self._by_shape.popitem(last=False)
         if compiled is None:
             return None
-        if isinstance(statement, Select) and all(
-            bind.value is None and bind.callable is None for bind in cache_key.bindparams
-        ):
-            # Every value comes with the call (a module-level loader statement): known by identity from now on.
-            self._by_identity[statement] = compiled
+        if all(bind.value is None and bind.callable is None for bind in cache_key.bindparams):
+            # Every value comes with the call (a module-level statement): known by identity from now on.
+            self._by_identity[statement] = (column_keys, compiled)
             return compiled, compiled.arguments(params)
         return compiled, compiled.arguments(params, cache_key.bindparams)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, update
+from sqlalchemy import Row, bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
 from auth.tenant import Role
@@ -44,13 +45,36 @@ async def _shipment(ctx: Context, global_id: str) -> Row[Any] | None:
 
 async def _change(ctx: Context, shipment: Row[Any], **values: Any) -> list[Row[Any]]:
     """Update one shipment of this tenant and return it as it now is."""
-    statement = (
+    new_values = {f"new_{name}": value for name, value in values.items()}
+    statement = _update_statement(tuple(sorted(values)))
+    return list(await ctx.db.write(statement, shipment_tenant=ctx.db.tenant_id, shipment=shipment.id, **new_values))
+
+
+@functools.cache
+def _update_statement(columns: tuple[str, ...]) -> Any:
+    """The UPDATE of a shipment's `columns`, built once per set of columns (db/compiled_statements.py)."""
+    return (
         update(shipments)
-        .where(shipments.c.tenant_id == ctx.db.tenant_id, shipments.c.id == shipment.id)
-        .values(**values, updated_at=func.now())
+        .where(shipments.c.tenant_id == bindparam("shipment_tenant"), shipments.c.id == bindparam("shipment"))
+        .values({name: bindparam(f"new_{name}", type_=shipments.c[name].type) for name in columns})
+        .values(updated_at=func.now())
         .returning(*shipments.c)
     )
-    return list(await ctx.db.write(statement))
+
+
+@functools.cache
+def _event_statement(with_time: bool) -> Any:
+    """The INSERT of a tracking event, with its `occurred_at` given or left to the database's clock."""
+    values = {
+        "tenant_id": bindparam("event_tenant"),
+        "shipment_id": bindparam("event_shipment", type_=events.c.shipment_id.type),
+        "status": bindparam("event_status", type_=events.c.status.type),
+        "location": bindparam("event_location", type_=events.c.location.type),
+        "note": bindparam("event_note", type_=events.c.note.type),
+    }
+    if with_time:
+        values["occurred_at"] = bindparam("event_occurred_at", type_=events.c.occurred_at.type)
+    return insert(events).values(values).returning(*events.c)
 
 
 def _remember(ctx: Context, row: Row[Any]) -> None:
@@ -165,9 +189,10 @@ async def record_tracking_event(
     async with ctx.db.atomic():
         [moved] = await _change(ctx, shipment, status=status)
         [event] = await ctx.db.write(
-            insert(events)
-            .values(tenant_id=ctx.db.tenant_id, shipment_id=shipment.id, **event_values)
-            .returning(*events.c)
+            _event_statement(occurred_at is not None),
+            event_tenant=ctx.db.tenant_id,
+            event_shipment=shipment.id,
+            **{f"event_{name}": value for name, value in event_values.items()},
         )
         await record(ctx, "shipment.record_event", moved.id, {"event_id": event.id, **event_values})
     _remember(ctx, moved)
