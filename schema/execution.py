@@ -31,12 +31,14 @@ from typing import Any
 
 from graphql import (
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     get_named_type,
     is_leaf_type,
 )
@@ -196,6 +198,8 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
     ) -> Completion | None:
         if isinstance(return_type, GraphQLNonNull):
+            if is_leaf_type(return_type.of_type):  # the commonest field: one step, not two
+                return _leaf(return_type.of_type, non_null=True)  # type: ignore[arg-type]
             inner = self._compile_completion(return_type.of_type, field_details_list)
             return _non_null(inner) if inner is not None else None
         if isinstance(return_type, GraphQLList):
@@ -280,14 +284,32 @@ def _list_of(inner: Completion) -> Completion:
     return complete
 
 
-def _leaf(leaf_type: GraphQLLeafType) -> Completion:
+def _leaf(leaf_type: GraphQLLeafType, *, non_null: bool = False) -> Completion:
     coerce = leaf_type.coerce_output_value
+    if leaf_type is GraphQLString or leaf_type is GraphQLID:  # a `str` is its own answer
+
+        def complete_text(value: Any) -> Any:
+            if value.__class__ is str:
+                return value
+            if value is None:
+                if non_null:
+                    raise Unplanned  # graphql-core raises the non-null error, at the right path
+                return None
+            coerced = coerce(value)
+            if coerced is None or coerced is Undefined:
+                raise Unplanned
+            return coerced
+
+        return complete_text
+
     # Strawberry's enums find a member's name by scanning all values; their answers, made once:
     members = getattr(leaf_type, "wrapped_cls", None)
     names = {member: coerce(member) for member in members} if isinstance(members, EnumMeta) else {}
 
     def complete(value: Any) -> Any:
         if value is None:
+            if non_null:
+                raise Unplanned
             return None
         coerced = names.get(value) if value.__hash__ is not None else None
         if coerced is None:
