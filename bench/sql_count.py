@@ -1,12 +1,13 @@
-"""SQL statements per request, counted in process against the same servers the load runs on.
+"""SQL statements and Redis round trips per request, counted in process against the same servers the load runs on.
 
 The app is built with `tenantql.app.create_app` and called through httpx's ASGI
 transport; `db.statement_log.logged` records every statement its engine runs, through
 SQLAlchemy or straight to the driver, as the tests' `sql_statements` fixture does. The
 transaction's own two round trips (`BEGIN; SELECT set_config(...)` as one simple query, then
 `COMMIT`) are not in it: they are reported separately as `+ 2`.
-Each counted request is preceded by an uncounted one with the same token, so the
-tenant directory's cache is warm and its lookup does not land in the count.
+Each operation is sent once uncounted first, and each counted request is preceded by an
+uncounted one with the same token, so the caches a loaded worker has warm (the tenant
+directory's, a persisted document's text) are warm here too.
 Hash-only (persisted) requests work here too: the documents were registered with the
 running server beforehand, and the in-process app reads them from the same Redis.
 """
@@ -36,10 +37,16 @@ class SqlCount:
     requests: int
     statements: int
     kinds: tuple[str, ...]  # e.g. "SELECT shipments", in the order of the first counted request
+    redis_commands: int = 0  # commands the app's Redis client sent for the counted requests
 
     @property
     def per_request(self) -> float:
         return self.statements / self.requests if self.requests else 0.0
+
+    @property
+    def redis_per_request(self) -> float:
+        """Redis round trips per request: each command the client sends waits for its answer."""
+        return self.redis_commands / self.requests if self.requests else 0.0
 
     @property
     def total_per_request(self) -> float:
@@ -73,19 +80,36 @@ async def count_statements(
     counts: dict[str, SqlCount] = {}
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench.invalid") as client:
-            with logged(app.state.services.engine) as recorded:
-                for name, planned in requests.items():
-                    total, kinds = 0, ()
-                    chosen = list(planned[:samples])
-                    for n, request in enumerate(chosen):
-                        await post_in_process(client, PlannedRequest(request.token, _WARM_QUERY))
-                        recorded.clear()
-                        await post_in_process(client, request)
-                        total += len(recorded)
-                        if n == 0:
-                            kinds = tuple(statement_kind(sql) for sql in recorded)
-                    counts[name] = SqlCount(requests=len(chosen), statements=total, kinds=kinds)
+        redis = app.state.services.redis
+        sent: list[Any] = []
+        execute_command = redis.execute_command
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            sent.append(args[0])
+            return await execute_command(*args, **kwargs)
+
+        redis.execute_command = counted  # each call is one round trip: the client does not pipeline them
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench.invalid") as client:
+                with logged(app.state.services.engine) as recorded:
+                    for name, planned in requests.items():
+                        total, commands, kinds = 0, 0, ()
+                        chosen = list(planned[:samples])
+                        # Once uncounted: a worker under load has its caches (a persisted document,
+                        # prepared statements) warm, and the count is of such requests.
+                        await post_in_process(client, chosen[0])
+                        for n, request in enumerate(chosen):
+                            await post_in_process(client, PlannedRequest(request.token, _WARM_QUERY))
+                            recorded.clear()
+                            sent.clear()
+                            await post_in_process(client, request)
+                            total += len(recorded)
+                            commands += len(sent)
+                            if n == 0:
+                                kinds = tuple(statement_kind(sql) for sql in recorded)
+                        counts[name] = SqlCount(len(chosen), total, kinds, redis_commands=commands)
+        finally:
+            del redis.execute_command
     return counts
 
 
