@@ -9,10 +9,10 @@ driver itself:
 
 - a statement is compiled once per shape with the engine's dialect, as SQLAlchemy compiles
   it for execution (the same SQL text, casts and parameter order, and for INSERT and UPDATE
-  the execution's parameters as column values), and kept: by identity for module-level
-  statements whose values all come with the call (`bindparam`), by SQLAlchemy's own cache
-  key otherwise. Building a statement and its cache key on every call costs more than running
-  it here, so the request path's frequent statements are module-level;
+  the execution's parameters as column values), and kept by SQLAlchemy's own cache key, and
+  by identity for the statement object itself (statements are immutable). Building a
+  statement and its cache key on every call costs more than running it here, so the request
+  path's frequent statements are module-level, with `bindparam`s for what changes;
 - parameters go through each bind's type processor, and each column of the result through
   its type's result processor, as SQLAlchemy's execution applies them (an enum column comes
   back as its Python enum, a `Numeric(asdecimal=False)` as a float);
@@ -133,9 +133,12 @@ class CompiledStatements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        # Per statement object whose values all come with the call: the column keys it was compiled for
-        # (an INSERT's or UPDATE's parameter names; None for the rest) and its compiled form.
-        self._by_identity: weakref.WeakKeyDictionary[Any, tuple[Any, CompiledStatement]] = weakref.WeakKeyDictionary()
+        # Per statement object (they are immutable): the column keys it was compiled for (an INSERT's
+        # or UPDATE's parameter names; None for the rest), its compiled form, and the values bound
+        # inside it (its cache key's bind parameters; None when every value comes with the call).
+        self._by_identity: weakref.WeakKeyDictionary[Any, tuple[Any, CompiledStatement, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._by_shape: OrderedDict[Any, CompiledStatement | None] = OrderedDict()
 
     def find(self, statement: Any, params: Mapping[str, Any]) -> tuple[CompiledStatement, list[Any]] | None:
@@ -147,7 +150,7 @@ class CompiledStatements:
         # An INSERT or UPDATE takes the execution's parameters as column values, as SQLAlchemy's does.
         column_keys = tuple(sorted(params)) if isinstance(statement, (Insert, Update)) else None
         if known is not None and known[0] == column_keys:
-            return known[1], known[1].arguments(params)
+            return known[1], known[1].arguments(params, known[2])
         if not _core_statement(statement):
             return None
         cache_key = statement._generate_cache_key()
@@ -164,11 +167,12 @@ class CompiledStatements:
                 self._by_shape.popitem(last=False)
         if compiled is None:
             return None
-        if all(bind.value is None and bind.callable is None for bind in cache_key.bindparams):
-            # Every value comes with the call (a module-level statement): known by identity from now on.
-            self._by_identity[statement] = (column_keys, compiled)
-            return compiled, compiled.arguments(params)
-        return compiled, compiled.arguments(params, cache_key.bindparams)
+        bound = cache_key.bindparams
+        if all(bind.value is None and bind.callable is None for bind in bound):
+            bound = None  # every value comes with the call
+        # Known by identity from now on: a module-level statement is found again without its cache key.
+        self._by_identity[statement] = (column_keys, compiled, bound)
+        return compiled, compiled.arguments(params, bound)
 
 
 _per_engine: weakref.WeakKeyDictionary[Any, CompiledStatements] = weakref.WeakKeyDictionary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,26 @@ def _update_statement(columns: tuple[str, ...]) -> Any:
         .values(updated_at=func.now())
         .returning(*shipments.c)
     )
+
+
+_MOVE_IF_OPEN = (
+    update(shipments)
+    .where(
+        shipments.c.tenant_id == bindparam("shipment_tenant"),
+        shipments.c.id == bindparam("shipment"),
+        shipments.c.deleted_at.is_(None),
+        *(shipments.c.status != final for final in sorted(FINAL)),
+    )
+    .values(status=bindparam("new_status", type_=shipments.c.status.type), updated_at=func.now())
+    .returning(*shipments.c)
+)
+
+
+async def _move_if_open(ctx: Context, shipment_id: uuid.UUID, status: ShipmentStatus) -> Row[Any] | None:
+    """Move a live shipment of this tenant that is neither delivered nor cancelled to `status`:
+    the shipment as it now is, or None if there is no such shipment."""
+    rows = await ctx.db.write(_MOVE_IF_OPEN, shipment_tenant=ctx.db.tenant_id, shipment=shipment_id, new_status=status)
+    return rows[0] if rows else None
 
 
 @functools.cache
@@ -178,23 +199,26 @@ async def record_tracking_event(
         checks.fail("status", "use cancelShipment to cancel a shipment")
     if failed := checks.outcome():
         return failed
-    shipment = await _shipment(ctx, shipment_id)
-    if shipment is None:
-        return not_found(("input", "shipmentId"), "shipment")
-    if shipment.status in FINAL:
-        return invalid(("input", "shipmentId"), f"a {shipment.status.value} shipment takes no more events")
     event_values: dict[str, Any] = {"status": status, "location": location, "note": note}
     if occurred_at is not None:
         event_values["occurred_at"] = occurred_at
+    shipment_uuid = id_of(shipment_id, "Shipment")
     async with ctx.db.atomic():
-        [moved] = await _change(ctx, shipment, status=status)
-        [event] = await ctx.db.write(
-            _event_statement(occurred_at is not None),
-            event_tenant=ctx.db.tenant_id,
-            event_shipment=shipment.id,
-            **{f"event_{name}": value for name, value in event_values.items()},
-        )
-        await record(ctx, "shipment.record_event", moved.id, {"event_id": event.id, **event_values})
+        # Checked and moved in one statement: a shipment closed by a concurrent request is never moved.
+        moved = await _move_if_open(ctx, shipment_uuid, status) if shipment_uuid is not None else None
+        if moved is not None:
+            [event] = await ctx.db.write(
+                _event_statement(occurred_at is not None),
+                event_tenant=ctx.db.tenant_id,
+                event_shipment=moved.id,
+                **{f"event_{name}": value for name, value in event_values.items()},
+            )
+            await record(ctx, "shipment.record_event", moved.id, {"event_id": event.id, **event_values})
+    if moved is None:  # not this tenant's live shipment, or a closed one: say which
+        shipment = await _shipment(ctx, shipment_id)
+        if shipment is None:
+            return not_found(("input", "shipmentId"), "shipment")
+        return invalid(("input", "shipmentId"), f"a {shipment.status.value} shipment takes no more events")
     _remember(ctx, moved)
     ctx.loaders.events_by_shipment.clear_all()
     return Outcome((event, moved))

@@ -103,12 +103,17 @@ async def test_statements_built_per_call_share_a_shape_and_keep_their_own_values
     assert not {row.id for row in first.items} & {row.id for row in second.items}
     assert len(set(names)) == 3
 
+    compared = 0
     for status in (ShipmentStatus.CREATED, ShipmentStatus.DELIVERED):
         statement = select(shipments).where(shipments.c.status == status).order_by(shipments.c.id).limit(3)
         direct, through_sqlalchemy = await both_ways(app_engine, acme.id, statement)
         if through_sqlalchemy:
             assert_same_rows(direct, through_sqlalchemy)
             assert {row.status for row in direct} == {status}
+            again, _ = await both_ways(app_engine, acme.id, statement)  # the same object: found by identity
+            assert again == direct
+            compared += 1
+    assert compared, "the seeded tenant has shipments of neither status"
 
 
 async def test_only_core_statements_finished_at_compilation_take_the_direct_path(app_engine):
