@@ -47,15 +47,20 @@ class DriverLog:
             driver.remove_query_logger(self._log)
 
 
-async def test_a_users_request_runs_its_user_check_in_its_own_transaction(client, services, acme):
-    headers = acme.headers(Role.MEMBER)
-    assert (await client.post("/graphql", json={"query": READS}, headers=headers)).status_code == 200  # tenant cached
+async def sent_by(client: Any, services: Any, headers: dict[str, str]) -> tuple[Any, list[str], DriverLog]:
+    """A request reading a customer, what its connections sent to PostgreSQL, and the log."""
     log = DriverLog(services.engine)
     try:
         response = await client.post("/graphql", json={"query": READS}, headers=headers)
-        sent = await log.settled()
+        return response, await log.settled(), log
     finally:
         log.close()
+
+
+async def test_a_users_request_runs_its_user_check_in_its_own_transaction(client, services, acme):
+    headers = acme.headers(Role.MEMBER)
+    assert (await client.post("/graphql", json={"query": READS}, headers=headers)).status_code == 200  # tenant cached
+    response, sent, log = await sent_by(client, services, headers)
     assert response.status_code == 200 and response.json()["data"]["viewer"]["role"] == "MEMBER"
 
     user = acme.user_id(Role.MEMBER)
@@ -71,12 +76,7 @@ async def test_a_refused_user_runs_nothing_and_holds_no_connection(client, servi
     user = acme.user_id(Role.VIEWER)
     deactivate = "mutation ($id: ID!) { deactivateUser(id: $id) { userErrors { code } } }"
     await graphql(deactivate, {"id": to_global_id("User", user)}, as_tenant=acme)
-    log = DriverLog(services.engine)
-    try:
-        response = await client.post("/graphql", json={"query": READS}, headers=headers)
-        sent = await log.settled()
-    finally:
-        log.close()
+    response, sent, _ = await sent_by(client, services, headers)
     assert response.status_code == 401
     assert [error["extensions"]["code"] for error in response.json()["errors"]] == ["UNAUTHENTICATED"]
     assert len(sent) == 2 and sent[0].endswith(f"SELECT user_standing_is('{user}', 'VIEWER')")
