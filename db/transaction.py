@@ -70,9 +70,12 @@ class TenantDB:
     """One request's database access, bound to one tenant.
 
     The connection and its transaction open on the first statement (a request that
-    reads nothing from the database costs no round trip) and close when the request
-    ends. Statements are serialized, so sibling resolvers awaiting at once never hit
-    asyncpg's "another operation is in progress".
+    reads nothing from the database costs no round trip), or at once with `open()` when an
+    `opening_check` must pass before anything runs (a user's request, ADR 0011), and close
+    when the request ends. Plain Core statements run on the driver, compiled by SQLAlchemy
+    (`db.compiled_statements`, ADR 0012); the rest through SQLAlchemy. Statements are
+    serialized, so sibling resolvers awaiting at once never hit asyncpg's "another operation
+    is in progress".
 
     Every statement runs to its end even when the resolver awaiting it is cancelled (when
     one field fails, graphql-core cancels the fields awaited beside it): interrupted
@@ -134,7 +137,8 @@ class TenantDB:
             await self._begin()
 
     async def all(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
-        """Rows of a statement; a `:tenant_id` parameter is bound to this tenant."""
+        """Rows of a statement (SQLAlchemy `Row`s or named tuples: read them by attribute);
+        a `:tenant_id` parameter is bound to this tenant."""
         return await self._uninterrupted(self._all(statement, params))
 
     async def _all(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
