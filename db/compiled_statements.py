@@ -186,13 +186,22 @@ def compiled_statements(engine: AsyncEngine) -> CompiledStatements:
     return statements
 
 
-def sqlalchemy_error(sql: str, arguments: Sequence[Any], error: asyncpg.PostgresError) -> exc.DBAPIError:
-    """The driver's error as SQLAlchemy would raise it from its own execution, `orig` being the driver's."""
+DriverError = (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def sqlalchemy_error(sql: str, arguments: Sequence[Any], error: Exception) -> exc.DBAPIError:
+    """The driver's error as SQLAlchemy would raise it from its own execution, `orig` being the driver's.
+
+    A connection that is gone (closed, or lost mid-statement) is marked invalidated, as
+    SQLAlchemy marks it, so callers that catch SQLAlchemy's errors (the usage
+    flusher) and `db.engine.database_unavailable` read it as they always did."""
     state = getattr(error, "sqlstate", None) or ""
-    error_class = _ERROR_CLASSES.get(
-        state[:2], exc.OperationalError if state[:2] in ("08", "40", "53", "57") else exc.DBAPIError
-    )
-    return error_class(sql, list(arguments), error)
+    gone = state.startswith("08") or "connection is closed" in str(error)  # class 08: connection exception
+    if isinstance(error, asyncpg.InterfaceError):
+        return exc.InterfaceError(sql, list(arguments), error, connection_invalidated=gone)
+    default = exc.OperationalError if state[:2] in ("08", "40", "53", "57") else exc.DBAPIError
+    error_class = _ERROR_CLASSES.get(state[:2], default)
+    return error_class(sql, list(arguments), error, connection_invalidated=gone)
 
 
 def _core_statement(statement: Any) -> bool:
@@ -211,4 +220,4 @@ def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | No
     return type_._cached_result_processor(dialect, _TYPE_OIDS.get(declared))
 
 
-__all__ = ["CompiledStatement", "CompiledStatements", "compiled_statements", "sqlalchemy_error"]
+__all__ = ["CompiledStatement", "CompiledStatements", "DriverError", "compiled_statements", "sqlalchemy_error"]

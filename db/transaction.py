@@ -14,11 +14,10 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import asyncpg
 from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.compiled_statements import CompiledStatement, compiled_statements, sqlalchemy_error
+from db.compiled_statements import CompiledStatement, DriverError, compiled_statements, sqlalchemy_error
 from db.statement_log import announce
 
 T = TypeVar("T")
@@ -156,7 +155,7 @@ class TenantDB:
         announce(self.engine, compiled.sql)
         try:
             records = await self._driver.fetch(compiled.sql, *arguments)
-        except asyncpg.PostgresError as error:
+        except DriverError as error:
             raise sqlalchemy_error(compiled.sql, arguments, error) from error
         return compiled.rows(records)
 

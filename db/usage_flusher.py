@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.compiled_statements import DriverError
 from db.engine import create_app_engine
 from db.models import flushes_table, usage_table
 from db.redis_client import open_redis
@@ -135,7 +136,7 @@ class UsageFlusher:
         for tenant_id, rows in by_tenant.items():
             try:
                 await self._write(tenant_id, batch_id, rows)
-            except (SQLAlchemyError, OSError) as error:
+            except (SQLAlchemyError, OSError, *DriverError) as error:  # the opening BEGIN goes to the driver itself
                 log.warning("usage of tenant %s waits for the next flush: %s", tenant_id, error)
             else:
                 written.add(tenant_id)

@@ -7,10 +7,11 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.compiled_statements import CompiledStatements
+from db.compiled_statements import CompiledStatements, sqlalchemy_error
+from db.engine import database_unavailable
 from db.models import Customer, ShipmentStatus
 from db.statement_log import logged
 from db.transaction import TenantDB
@@ -181,3 +182,11 @@ async def test_direct_statements_are_logged_for_the_counts(app_engine, acme):
         finally:
             await db.close(commit=False)
     assert len(statements) == 1 and "FROM customers" in statements[0]
+
+
+def test_a_lost_connection_is_raised_as_sqlalchemy_raises_it_and_reads_as_unavailable():
+    lost = sqlalchemy_error("SELECT 1", [], asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    assert isinstance(lost, DBAPIError) and lost.connection_invalidated
+    assert database_unavailable(lost)
+    refused = sqlalchemy_error("SELECT 1", [], asyncpg.UndefinedTableError("no such table"))
+    assert isinstance(refused, ProgrammingError) and not database_unavailable(refused)

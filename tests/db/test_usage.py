@@ -10,7 +10,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select, text
@@ -20,7 +22,7 @@ from auth.tenant import Plan, Role
 from db import api_keys
 from db.buckets import Budget, LocalBuckets, RedisBuckets
 from db.models import flushes_table, usage_table
-from db.transaction import tenant_transaction
+from db.transaction import TenantDB, tenant_transaction
 from db.usage import (
     LIVE_KEY,
     CountKey,
@@ -212,3 +214,26 @@ async def test_usage_rows_are_tenant_rows_under_row_level_security(app_engine, o
         tables = {row.relname: (row.relrowsecurity, row.relforcerowsecurity, row.commands) for row in rows}
     everything = (True, True, ["DELETE", "INSERT", "SELECT", "UPDATE"])
     assert tables == {"usage": everything, "usage_flushes": everything}
+
+
+async def test_counts_a_flush_could_not_write_stay_for_the_next_when_the_connection_drops(
+    redis, app_engine, owner_engine, make_tenant, monkeypatch
+):
+    """A connection lost under the flusher (here at the BEGIN it sends to the driver itself)
+    fails that tenant's write only: its counts wait for the next flush, none is lost."""
+    tenant = await make_tenant()
+    counts = UsageCounts()
+    counts.add(Meter(tenant.id), today_number(), 21)
+    flusher = UsageFlusher(app_engine, PendingUsage(redis, counts))
+    begin = TenantDB._begin
+
+    async def dropped(self: TenantDB) -> Any:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    monkeypatch.setattr(TenantDB, "_begin", dropped)
+    await flusher.flush()
+    assert counts.snapshot() == {CountKey(tenant.id, today_number(), None): 21}
+    monkeypatch.setattr(TenantDB, "_begin", begin)
+    await flusher.flush()
+    assert len(counts) == 0
+    assert await stored(owner_engine, tenant.id) == {(today(), None): 21}
