@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row
+from sqlalchemy import Executable, Insert, Row, Update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.compiled_statements import CompiledStatement, DriverError, compiled_statements, sqlalchemy_error
@@ -138,16 +138,20 @@ class TenantDB:
     async def all(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
         """Rows of a statement (SQLAlchemy `Row`s or named tuples: read them by attribute);
         a `:tenant_id` parameter is bound to this tenant."""
-        return await self._uninterrupted(self._all(statement, params))
+        return await self._uninterrupted(self._run(statement, params, writes=False))
 
-    async def _all(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
-        params = {"tenant_id": self.tenant_id, **params}
+    async def _run(self, statement: Executable, params: dict[str, Any], *, writes: bool) -> Sequence[Row[Any]]:
+        if not isinstance(statement, (Insert, Update)):
+            # A bind parameter here; for an INSERT or UPDATE it would be taken for a column value.
+            params = {"tenant_id": self.tenant_id, **params}
         async with self._lock:
             connection = await self._begin()
+            if writes:
+                self._has_writes = True
             found = self._compiled.find(statement, params)
             if found is None:
                 result = await connection.execute(statement, params)
-                return result.all()
+                return result.all() if result.returns_rows else ()
             return await self._direct(*found)
 
     async def _direct(self, compiled: CompiledStatement, arguments: list[Any]) -> list[Any]:
@@ -164,19 +168,9 @@ class TenantDB:
         return rows[0] if rows else None
 
     async def write(self, statement: Executable, /, **params: Any) -> Sequence[Row[Any]]:
-        """Run an INSERT/UPDATE/DELETE (with RETURNING, if any) and return its rows."""
-        return await self._uninterrupted(self._write(statement, params))
-
-    async def _write(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
-        params = {"tenant_id": self.tenant_id, **params}
-        async with self._lock:
-            connection = await self._begin()
-            self._has_writes = True
-            found = self._compiled.find(statement, params)
-            if found is None:
-                result = await connection.execute(statement, params)
-                return result.all() if result.returns_rows else ()
-            return await self._direct(*found)
+        """Run an INSERT/UPDATE/DELETE (with RETURNING, if any) and return its rows. An INSERT
+        or UPDATE names its tenant itself: its parameters are bind parameters, never columns."""
+        return await self._uninterrupted(self._run(statement, params, writes=True))
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[Unit]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -130,22 +130,27 @@ async def test_only_core_statements_finished_at_compilation_take_the_direct_path
     assert statements.find(insert(with_python_default).values(id=1), {}) is None  # a default computed in Python
 
 
-async def test_writes_answer_as_through_sqlalchemy_and_take_the_tenant_from_the_call(app_engine, acme):
+async def test_writes_answer_as_through_sqlalchemy_and_set_only_their_own_columns(app_engine, acme):
     shipment_id = acme.ids["shipments"][0]
     update_it = (
         update(shipments)
-        .where(shipments.c.tenant_id == acme.id, shipments.c.id == shipment_id)
-        .values(status=ShipmentStatus.IN_TRANSIT, updated_at=func.now())
+        .where(shipments.c.tenant_id == bindparam("tenant"), shipments.c.id == bindparam("shipment"))
+        .values(status=bindparam("new_status", type_=shipments.c.status.type), updated_at=func.now())
         .returning(*shipments.c)
     )
-    # No tenant_id among the values: the execution's `tenant_id` parameter supplies it, as before.
-    add_event = insert(events).values(shipment_id=shipment_id, status=ShipmentStatus.IN_TRANSIT, note="both ways")
+    params = {"tenant": acme.id, "shipment": shipment_id, "new_status": ShipmentStatus.IN_TRANSIT}
+    add_event = insert(events).values(
+        tenant_id=acme.id, shipment_id=shipment_id, status=ShipmentStatus.IN_TRANSIT, note="both ways"
+    )
     db = TenantDB(app_engine, acme.id)
     try:
-        direct = list(await db.write(update_it))
+        with logged(app_engine) as sent:
+            direct = list(await db.write(update_it, **params))
         assert db._connection is not None
-        result = await db._connection.execute(update_it, {"tenant_id": acme.id})
+        result = await db._connection.execute(update_it, params)
         assert_same_rows(direct, list(result.all()))  # now() is the transaction's start: the same both times
+        # The transaction's tenant is never slipped in as a column to set.
+        assert sent[0].startswith("UPDATE shipments SET status=") and "tenant_id=" not in sent[0].split("WHERE")[0]
 
         assert await db.write(add_event) == []  # no RETURNING of its own: no rows
         added = await db.all(select(events).where(events.c.note == "both ways"))
@@ -161,6 +166,7 @@ async def test_a_violated_constraint_raises_sqlalchemys_integrity_error(app_engi
         with pytest.raises(IntegrityError) as raised:
             await db.write(
                 insert(shipments).values(
+                    tenant_id=acme.id,
                     customer_id=acme.ids["customers"][0],
                     tracking_number=taken,
                     origin="a",
