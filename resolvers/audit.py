@@ -20,7 +20,7 @@ from resolvers.pagination import Page, PageRequest
 
 _audit_log = AuditEntry.__table__
 # Built once: every mutation writes one, and building it per call cost more than running it
-# (db/compiled_statements.py). `tenant_id` is the transaction's own, which TenantDB binds.
+# (db/compiled_statements.py).
 _RECORD = insert(_audit_log).values(
     tenant_id=bindparam("audit_tenant"),
     actor=bindparam("audit_actor"),

@@ -63,16 +63,9 @@ def _update_statement(columns: tuple[str, ...]) -> Any:
     )
 
 
-_MOVE_IF_OPEN = (
-    update(shipments)
-    .where(
-        shipments.c.tenant_id == bindparam("shipment_tenant"),
-        shipments.c.id == bindparam("shipment"),
-        shipments.c.deleted_at.is_(None),
-        *(shipments.c.status != final for final in sorted(FINAL)),
-    )
-    .values(status=bindparam("new_status", type_=shipments.c.status.type), updated_at=func.now())
-    .returning(*shipments.c)
+# The status UPDATE of `_change`, only for a live shipment that is neither delivered nor cancelled.
+_MOVE_IF_OPEN = _update_statement(("status",)).where(
+    shipments.c.deleted_at.is_(None), *(shipments.c.status != final for final in sorted(FINAL))
 )
 
 

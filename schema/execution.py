@@ -286,30 +286,17 @@ def _list_of(inner: Completion) -> Completion:
 
 def _leaf(leaf_type: GraphQLLeafType, *, non_null: bool = False) -> Completion:
     coerce = leaf_type.coerce_output_value
-    if leaf_type is GraphQLString or leaf_type is GraphQLID:  # a `str` is its own answer
-
-        def complete_text(value: Any) -> Any:
-            if value.__class__ is str:
-                return value
-            if value is None:
-                if non_null:
-                    raise Unplanned  # graphql-core raises the non-null error, at the right path
-                return None
-            coerced = coerce(value)
-            if coerced is None or coerced is Undefined:
-                raise Unplanned
-            return coerced
-
-        return complete_text
-
+    text = leaf_type is GraphQLString or leaf_type is GraphQLID  # a `str` is its own answer
     # Strawberry's enums find a member's name by scanning all values; their answers, made once:
     members = getattr(leaf_type, "wrapped_cls", None)
     names = {member: coerce(member) for member in members} if isinstance(members, EnumMeta) else {}
 
     def complete(value: Any) -> Any:
+        if text and value.__class__ is str:
+            return value
         if value is None:
             if non_null:
-                raise Unplanned
+                raise Unplanned  # graphql-core raises the non-null error, at the right path
             return None
         coerced = names.get(value) if value.__hash__ is not None else None
         if coerced is None:

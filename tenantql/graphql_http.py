@@ -212,10 +212,10 @@ class GraphQLEndpoint:
         (ADR 0011): still there, active, and with the role the token claims. A user whose role
         changed since the token was issued acts with the new one: the transaction is opened
         again with the check of that role. AuthError when the user is gone or deactivated."""
+        if tenant.user_id is None:
+            return await self.get_context(services, tenant)  # an API key: no user to check
         for _ in range(_STANDING_ATTEMPTS):
             context = await self.get_context(services, tenant)
-            if tenant.user_id is None:
-                return context  # an API key: no user to check
             try:
                 await open_for_user(context.db)
                 return context
