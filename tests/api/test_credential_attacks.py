@@ -8,7 +8,6 @@ would bite), an issuer and an audience, and an owner URL, so `/admin/graphql` is
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -41,6 +40,7 @@ from db.transaction import tenant_transaction
 from tenantql.admin import PATH as ADMIN
 from tenantql.app import create_app
 from tests.conftest import JWT_SECRET, SMALL, tampered
+from tests.driver_log import DriverLog
 from tests.jwks import KeyServer
 
 ISSUER = "https://id.tenantql.example"
@@ -81,33 +81,29 @@ LOOKUPS = frozenset({"tenant", "user", "key", "key use"})
 
 class Statements:
     """Every statement an engine sends, both ways it sends them: through SQLAlchemy (the tenant
-    lookup and every operation's SQL) and straight to asyncpg (each tenant transaction's
-    `BEGIN; SELECT set_config(...)`, the key and user lookups). `sql_statements` of conftest
-    sees only the first kind: a request transaction being opened would pass it unseen."""
+    lookup) and straight to asyncpg (`DriverLog`: each tenant transaction's opening with its
+    user check, the key lookups, every operation's statements). `sql_statements` of conftest
+    leaves out transaction control: a request transaction being opened would pass it unseen."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.seen: list[str] = []
+        self._through_sqlalchemy: list[str] = []
         self._engine = engine.sync_engine
-        self._logged: list[Any] = []
-        event.listen(self._engine, "before_cursor_execute", self._through_sqlalchemy)
-        event.listen(self._engine, "checkout", self._log_driver)
+        self._driver = DriverLog(engine)
+        event.listen(self._engine, "before_cursor_execute", self._sqlalchemy_sent)
 
-    def _through_sqlalchemy(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.seen.append(statement)
+    def _sqlalchemy_sent(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._through_sqlalchemy.append(statement)
 
-    def _log_driver(self, dbapi_connection: Any, *args: Any) -> None:
-        driver = dbapi_connection.driver_connection
-        if driver not in self._logged:
-            driver.add_query_logger(self._through_driver)
-            self._logged.append(driver)
+    @property
+    def seen(self) -> list[str]:
+        return self._through_sqlalchemy + self._driver.sent
 
-    def _through_driver(self, record: Any) -> None:
-        self.seen.append(record.query)
+    def clear(self) -> None:
+        self._through_sqlalchemy.clear()
+        self._driver.sent.clear()
 
     async def settle(self) -> None:
-        """asyncpg reports its statements with `call_soon`: let those callbacks run."""
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await self._driver.settled()
 
     def kinds(self) -> Counter[str]:
         """The statements seen, by kind; fails on one that is not a refused credential's."""
@@ -120,10 +116,8 @@ class Statements:
         return found
 
     def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._through_sqlalchemy)
-        event.remove(self._engine, "checkout", self._log_driver)
-        for driver in self._logged:
-            driver.remove_query_logger(self._through_driver)
+        event.remove(self._engine, "before_cursor_execute", self._sqlalchemy_sent)
+        self._driver.close()
 
 
 # -- keys and a JWKS endpoint of the identity provider ------------------------------------------
@@ -522,7 +516,7 @@ async def test_the_catalogue_holds_at_least_15_attacks_and_the_strict_server_ser
 @pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])
 async def test_a_forged_or_misused_credential_is_refused_and_runs_nothing_for_a_tenant(world, attack):
     headers = attack.headers(world)
-    world.statements.seen.clear()
+    world.statements.clear()
     response = await send(world, attack.path, headers)
     await world.statements.settle()
 
@@ -546,7 +540,7 @@ async def test_a_forged_or_misused_credential_is_refused_and_runs_nothing_for_a_
 
 async def test_the_statement_check_sees_a_request_that_runs(world):
     """The catalogue's statement check is not vacuous: a genuine request's transaction fails it."""
-    world.statements.seen.clear()
+    world.statements.clear()
     assert (await send(world, "/graphql", bearer(world.hs256()))).status_code == 200
     await world.statements.settle()
     with pytest.raises(AssertionError, match="no refused credential may cause"):

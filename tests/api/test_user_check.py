@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-from sqlalchemy import event
 
 import tenantql.graphql_http as graphql_http
 from auth.authenticate import UserRecord
 from auth.tenant import Role
 from db.users import StandingDiffers
 from resolvers.ids import to_global_id
+from tests.driver_log import DriverLog
 
 READS = "{ viewer { role } customers(first: 1) { edges { node { name } } } }"
-
-
-class DriverLog:
-    """Every statement the app's connections send to PostgreSQL, and every pool checkout."""
-
-    def __init__(self, engine: Any) -> None:
-        self.sent: list[str] = []
-        self.checkouts = 0
-        self._pool = engine.sync_engine.pool
-        self._drivers: list[Any] = []
-        event.listen(self._pool, "checkout", self._checked_out)
-
-    def _checked_out(self, dbapi_connection: Any, *args: Any) -> None:
-        self.checkouts += 1
-        driver = dbapi_connection.driver_connection
-        if driver not in self._drivers:
-            driver.add_query_logger(self._log)
-            self._drivers.append(driver)
-
-    def _log(self, record: Any) -> None:
-        self.sent.append(" ".join(record.query.split()))
-
-    async def settled(self) -> list[str]:
-        for _ in range(3):  # asyncpg calls query loggers back with call_soon
-            await asyncio.sleep(0)
-        return self.sent
-
-    def close(self) -> None:
-        event.remove(self._pool, "checkout", self._checked_out)
-        for driver in self._drivers:
-            driver.remove_query_logger(self._log)
 
 
 async def sent_by(client: Any, services: Any, headers: dict[str, str]) -> tuple[Any, list[str], DriverLog]:
