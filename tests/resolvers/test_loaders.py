@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from auth.tenant import Plan
 from db.seed import DataSize
+from db.statement_log import logged
 from db.transaction import TenantDB
 from resolvers.loaders import CustomerById, EventsByShipment, Loaders, ShipmentByTrackingNumber
 
@@ -123,5 +124,32 @@ async def test_a_load_cancelled_while_it_waits_does_not_fail_later_loads_of_its_
 
         row = await asyncio.wait_for(loader.load(key), 5)
         assert row is not None and row.id == key[1]
+    finally:
+        await db.close(commit=False)
+
+
+async def test_load_many_joins_the_batch_of_its_tick_and_reuses_the_cache(app_engine, acme, globex):
+    """Keys asked by `load_many` and by `load` in the same tick go out in one statement; keys
+    already loaded, or cancelled and asked again, are answered as `load` answers them."""
+    db = TenantDB(app_engine, acme.id)
+    try:
+        loader = CustomerById(db)
+        first, second, third = ((acme.id, customer) for customer in acme.ids["customers"][:3])
+        foreign = (globex.id, globex.ids["customers"][0])
+        with logged(app_engine) as statements:
+            alone = loader.load(third)
+            many = await loader.load_many([first, second, foreign, first])
+            assert [row.id if row else None for row in many] == [first[1], second[1], None, first[1]]
+            assert (await alone).id == third[1]
+            assert len(statements) == 1  # one batch: the three keys of this tenant, none of globex's
+
+            again = await loader.load_many([third, second])
+            assert [row.id for row in again] == [third[1], second[1]]
+            assert len(statements) == 1  # all from the cache
+
+            cancelled = loader._cache[first] = asyncio.get_running_loop().create_future()
+            cancelled.cancel()  # as a resolver cancelled while awaiting it leaves it
+            assert (await loader.load_many([first]))[0].id == first[1]
+            assert len(statements) == 2  # a cancelled future is asked for again
     finally:
         await db.close(commit=False)
