@@ -8,9 +8,10 @@ of the request's time. Two shorter paths take their place where they give the sa
 
 - **Planned selections.** Below the root, a selection set whose fields are all plain
   attributes, `__typename`, methods of the object that need nothing else (a computed `id`),
-  or relations already loaded by the resolver above (`schema.prefetched`) is compiled once
-  per request into a small plan, which then turns each object, and the objects under it,
-  straight into the response's dictionaries.
+  or relations already loaded by the resolver above (`schema.prefetched`) is compiled into a
+  plan: a generated function (`schema.plan_code`) that turns each object, and the objects
+  under it, straight into the response's dictionaries. Plans are kept across requests
+  (`schema.plan_cache`), so the same query is compiled once, not once per request.
   Whatever the plan meets that it does not expect (a relation not loaded ahead, a null in a
   non-null field, a value that will not serialize, an object of another type) abandons it
   for that object, and graphql-core's own path answers instead, with its exact results and
@@ -24,21 +25,17 @@ Both are off when an extension wraps fields (a `resolve` hook): it must see ever
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import EnumMeta
 from inspect import isawaitable
 from operator import attrgetter
 from typing import Any
 
 from graphql import (
     GraphQLField,
-    GraphQLID,
-    GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
-    GraphQLString,
     get_named_type,
     is_leaf_type,
 )
@@ -47,19 +44,28 @@ from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.plan_cache import selection_plans
+from schema.plan_code import (
+    ITSELF,
+    Completion,
+    ObjectPlan,
+    Read,
+    Step,
+    Unplanned,
+    attribute,
+    closure_plan,
+    generated_plan,
+    leaf,
+    list_of,
+    non_null,
+    object_of,
+)
 from schema.prefetched import PREFETCHED, prefetch_key
 
 # (resolve, coerce, non_null) for each leaf field that can take the short path
 Plan = tuple[Any, Any, bool]
-# Turns one value into its part of the response, or raises Unplanned.
-Completion = Callable[[Any], Any]
-ObjectPlan = Callable[[Any], dict[str, Any]]
 
 _STRAWBERRY_FIELD = "strawberry-definition"  # where Strawberry keeps a GraphQL field's own definition
-
-
-class Unplanned(Exception):
-    """The planned path met something only graphql-core's path can answer properly."""
 
 
 def plans_for(schema: GraphQLSchema) -> dict[int, Plan]:
@@ -95,6 +101,7 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # Per (object type, grouped field set): the set is kept alive with its plan, so its id stays its own.
         self._selection_plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, ObjectPlan | None]] | None
         self._selection_plans = None if wrapped else {}
+        self._shared_plans = selection_plans(self.schema)
 
     def execute_fields(
         self,
@@ -138,86 +145,84 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 pass
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
-    # Compiling plans. Each is made at most once per request, on first use.
+    # Compiling plans: found in the schema's shared plans, or made and kept there.
 
     def _selection_plan(self, object_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> ObjectPlan | None:
         assert self._selection_plans is not None
         key = (object_type, id(grouped_field_set))
         known = self._selection_plans.get(key)
         if known is None:
-            plan = self._compile_selection(object_type, grouped_field_set)
+            plan = self._shared_plans.find(object_type, grouped_field_set, self)
             known = self._selection_plans[key] = (grouped_field_set, plan)
         return known[1]
 
-    def _compile_selection(
-        self, object_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    def compile_selection(
+        self, object_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet, *, generate: bool
     ) -> ObjectPlan | None:
-        steps: list[tuple[str, Callable[[Any], Any], Completion]] = []
+        """The plan of one selection, as closures or as generated code, or None when some field
+        needs graphql-core's path."""
+        steps: list[Step] = []
         for response_key, field_details_list in grouped_field_set.items():
             step = self._compile_field(object_type, field_details_list)
             if step is None:
                 return None
             steps.append((response_key, *step))
-
-        def plan(source: Any) -> dict[str, Any]:
-            return {response_key: complete(read(source)) for response_key, read, complete in steps}
-
-        return plan
+        return generated_plan(steps) if generate else closure_plan(steps)
 
     def _compile_field(
         self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
-    ) -> tuple[Callable[[Any], Any], Completion] | None:
+    ) -> tuple[Read, Completion] | None:
+        """How the field's value is read from its object, and how that value is completed."""
         if any(details.defer_usage or details.fragment_variable_values for details in field_details_list):
             return None
         node = field_details_list[0].node
         name = node.name.value
         if name == "__typename":
             type_name = object_type.name
-            return (lambda _source: type_name), _itself
+            return Read(lambda _source: type_name, repr(type_name)), ITSELF
         field = object_type.fields.get(name)
         definition = field.extensions.get(_STRAWBERRY_FIELD) if field is not None else None
         if field is None or definition is None or definition.extensions:  # meta fields, permission checks
             return None
-        read: Callable[[Any], Any]
+        read: Read
         if definition.is_basic_field and getattr(field.resolve, "_is_default", False):
-            read = attrgetter(definition.python_name) if definition.default_resolver is getattr else _default(field)
+            if definition.default_resolver is getattr:
+                read = Read(attrgetter(definition.python_name), attribute(definition.python_name))
+            else:
+                read = Read(_default(field))
         elif is_leaf_type(get_named_type(field.type)) and (method := _plain_method(definition)) is not None:
-            read = method
+            read = Read(method)
         elif definition.base_resolver is not None and _keeps_prefetched(object_type):
             try:
                 arguments = get_argument_values(field, node, self.variable_values)
             except Exception:  # a bad argument: the resolver's path reports it
                 return None
-            read = _prefetched(prefetch_key(name, arguments))
+            read = Read(_prefetched(prefetch_key(name, arguments)))
         else:
             return None
-        complete = self._compile_completion(field.type, field_details_list)
-        return (read, complete) if complete is not None else None
+        completion = self._compile_completion(field.type, field_details_list)
+        return (read, completion) if completion is not None else None
 
     def _compile_completion(
         self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
     ) -> Completion | None:
         if isinstance(return_type, GraphQLNonNull):
             if is_leaf_type(return_type.of_type):  # the commonest field: one step, not two
-                return _leaf(return_type.of_type, non_null=True)  # type: ignore[arg-type]
+                return leaf(return_type.of_type, non_null=True)  # type: ignore[arg-type]
             inner = self._compile_completion(return_type.of_type, field_details_list)
-            return _non_null(inner) if inner is not None else None
+            return non_null(inner) if inner is not None else None
         if isinstance(return_type, GraphQLList):
             inner = self._compile_completion(return_type.of_type, field_details_list)
-            return _list_of(inner) if inner is not None else None
+            return list_of(inner) if inner is not None else None
         if is_leaf_type(return_type):
-            return _leaf(return_type)  # type: ignore[arg-type]
+            return leaf(return_type)  # type: ignore[arg-type]
         if isinstance(return_type, GraphQLObjectType):
             collected = self.collect_subfields(return_type, field_details_list)
             if collected.new_defer_usages or collected.forbidden_directive_instances:
                 return None
             plan = self._selection_plan(return_type, collected.grouped_field_set)
-            return _object(return_type, plan) if plan is not None else None
+            return object_of(return_type, plan) if plan is not None else None
         return None  # interfaces and unions: graphql-core resolves the runtime type
-
-
-def _itself(value: Any) -> Any:
-    return value
 
 
 def _default(field: GraphQLField) -> Callable[[Any], Any]:
@@ -261,64 +266,6 @@ def _prefetched(key: Any) -> Callable[[Any], Any]:
             raise Unplanned from None  # not loaded ahead: the resolver loads it
 
     return read
-
-
-def _non_null(inner: Completion) -> Completion:
-    def complete(value: Any) -> Any:
-        completed = inner(value)
-        if completed is None:
-            raise Unplanned  # graphql-core raises the non-null error, at the right path
-        return completed
-
-    return complete
-
-
-def _list_of(inner: Completion) -> Completion:
-    def complete(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, list | tuple):
-            raise Unplanned  # iterables of other kinds, async ones included
-        return [inner(item) for item in value]
-
-    return complete
-
-
-def _leaf(leaf_type: GraphQLLeafType, *, non_null: bool = False) -> Completion:
-    coerce = leaf_type.coerce_output_value
-    text = leaf_type is GraphQLString or leaf_type is GraphQLID  # a `str` is its own answer
-    # Strawberry's enums find a member's name by scanning all values; their answers, made once:
-    members = getattr(leaf_type, "wrapped_cls", None)
-    names = {member: coerce(member) for member in members} if isinstance(members, EnumMeta) else {}
-
-    def complete(value: Any) -> Any:
-        if text and value.__class__ is str:
-            return value
-        if value is None:
-            if non_null:
-                raise Unplanned  # graphql-core raises the non-null error, at the right path
-            return None
-        coerced = names.get(value) if value.__hash__ is not None else None
-        if coerced is None:
-            coerced = coerce(value)
-        if coerced is None or coerced is Undefined:
-            raise Unplanned
-        return coerced
-
-    return complete
-
-
-def _object(object_type: GraphQLObjectType, plan: ObjectPlan) -> Completion:
-    is_type_of = object_type.is_type_of
-
-    def complete(value: Any) -> Any:
-        if value is None:
-            return None
-        if is_type_of is not None and is_type_of(value, None) is not True:  # Strawberry's never reads its info
-            raise Unplanned
-        return plan(value)
-
-    return complete
 
 
 def leaf_plans(schema: GraphQLSchema) -> dict[int, Plan]:
