@@ -33,6 +33,10 @@ class Context:
     def for_request(cls, tenant: TenantContext, db: TenantDB) -> Context:
         return cls(tenant=tenant, db=db, loaders=Loaders.for_request(db))
 
+    def release(self) -> None:
+        """Drop what the request loaded once it has answered (see `Loaders.release`)."""
+        self.loaders.release()
+
     def budget_status(self) -> Charge:
         if self.throttle is None:
             raise RuntimeError("the schema runs without its cost limit: no budget was charged")

@@ -245,6 +245,26 @@ class Loaders:
             shipments_by_customer=ShipmentsByCustomer(db),
         )
 
+    def release(self) -> None:
+        """Let go of every row the request loaded, once the request has answered.
+
+        graphql-core's executor holds the request's context and sits in a reference cycle of
+        its own (it hands resolvers bound methods of itself), so whatever the context reaches
+        waits for the cyclic garbage collector: for Q2, some 1,900 objects a request (rows,
+        their UUIDs, the loaders' futures). Under load those survived into the oldest
+        generation, and collecting them was the longest pause a request could land in.
+        Emptied caches leave refcounting to free the rows the moment the response is sent."""
+        for loader in (
+            self.customer_by_id,
+            self.vehicle_by_id,
+            self.driver_by_id,
+            self.shipment_by_id,
+            self.shipment_by_tracking_number,
+            self.events_by_shipment,
+            self.shipments_by_customer,
+        ):
+            loader.clear_all()
+
 
 __all__ = [
     "CustomerById",

@@ -183,6 +183,8 @@ class GraphQLEndpoint:
                 if not database_unavailable(error):
                     raise
                 committed, outage = False, error  # COMMIT may not have happened: never answer success
+            finally:
+                context.release()
         if not committed:
             return _unavailable(record, media_type, outage)
 

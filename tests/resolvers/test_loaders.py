@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from sqlalchemy import text
@@ -153,3 +154,31 @@ async def test_load_many_joins_the_batch_of_its_tick_and_reuses_the_cache(app_en
             assert len(statements) == 2  # a cancelled future is asked for again
     finally:
         await db.close(commit=False)
+
+
+async def test_a_request_frees_the_rows_it_loaded_without_the_cycle_collector(graphql, make_tenant):
+    """The executor that holds a request's context sits in a reference cycle; the rows the
+    loaders cached must not wait in it for a full collection (the longest pauses under load)."""
+    tenant = await make_tenant(
+        Plan.SCALE, DataSize(customers=5, vehicles=3, drivers=4, shipments=10, events_per_shipment=2)
+    )
+    await graphql(NESTED_SHIPMENTS, {"first": 10}, as_tenant=tenant)  # caches and plans warm
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable stays in gc.garbage to be read
+    try:
+        answer = await graphql(NESTED_SHIPMENTS, {"first": 10}, as_tenant=tenant)
+        bait: list[Any] = [asyncio.get_running_loop().create_future()]
+        bait.append(bait)  # a cycle holding a future: the one such future the collector should find
+        del bait
+        gc.collect()
+        left_to_the_collector = [
+            type(o).__name__ for o in gc.garbage if isinstance(o, asyncio.Future) or type(o).__name__ in {"Row", "UUID"}
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+    assert len(answer["data"]["shipments"]["edges"]) == 10
+    assert left_to_the_collector == ["Future"]  # the bait's, and nothing of the request's
