@@ -58,10 +58,11 @@ async def vacuum_analyze(owner_url: str) -> None:
 
     Right after a first seed the tables have no statistics yet, and autovacuum catches up
     at a moment of its choosing, in the middle of some run; doing it first makes a fresh
-    home measure like a reused one. The seed and the vacuum also leave some hundred MB of
-    pages dirty, in PostgreSQL's buffers and the kernel's, which would otherwise be written
-    out during the first runs: a CHECKPOINT (where the owner role may run one) and a sync
-    write them now.
+    home measure like a reused one. The seed's server writes its pages (some 90 MB) when it
+    stops, into the kernel's cache, which writes them to disk half a minute later, in the
+    middle of the first runs: on a clean clone those were the slowest of the bench (Q1 765
+    req/s, p99 63 ms, against 885-1,001 and 29-41 ms on reused homes) until the bench
+    synced first (Q1 990 req/s, p99 30 ms, on the next clean clone).
     """
     import asyncpg
 
@@ -70,10 +71,6 @@ async def vacuum_analyze(owner_url: str) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(owner_url))
     try:
         await connection.execute(f"VACUUM (ANALYZE) {', '.join(SEEDED_TABLES)}")
-        try:
-            await connection.execute("CHECKPOINT")
-        except asyncpg.InsufficientPrivilegeError:
-            pass  # a DATABASE_OWNER_URL without superuser or pg_checkpoint: the sync still helps
     finally:
         await connection.close()
     await asyncio.to_thread(os.sync)
