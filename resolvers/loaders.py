@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from aiodataloader import DataLoader, Loader, enqueue_post_future_job
 from sqlalchemy import Row, Table, any_, bindparam, func, select, true, tuple_
@@ -223,6 +223,14 @@ class ShipmentsByCustomer(_RowsPerParent):
         return Page.from_rows(rows, page.first)
 
 
+_L = TypeVar("_L", bound="TenantLoader")
+
+
+def _made_on_first_use(kind: type[_L]) -> cached_property[_L]:
+    """An attribute of `Loaders`: a loader of `kind` for the request, made when first read."""
+    return cached_property(lambda loaders: kind(loaders.db))
+
+
 class Loaders:
     """The request's DataLoaders, each made the first time a resolver asks for it.
 
@@ -238,33 +246,13 @@ class Loaders:
     def for_request(cls, db: TenantDB) -> Loaders:
         return cls(db)
 
-    @cached_property
-    def customer_by_id(self) -> CustomerById:
-        return CustomerById(self.db)
-
-    @cached_property
-    def vehicle_by_id(self) -> VehicleById:
-        return VehicleById(self.db)
-
-    @cached_property
-    def driver_by_id(self) -> DriverById:
-        return DriverById(self.db)
-
-    @cached_property
-    def shipment_by_id(self) -> ShipmentById:
-        return ShipmentById(self.db)
-
-    @cached_property
-    def shipment_by_tracking_number(self) -> ShipmentByTrackingNumber:
-        return ShipmentByTrackingNumber(self.db)
-
-    @cached_property
-    def events_by_shipment(self) -> EventsByShipment:
-        return EventsByShipment(self.db)
-
-    @cached_property
-    def shipments_by_customer(self) -> ShipmentsByCustomer:
-        return ShipmentsByCustomer(self.db)
+    customer_by_id = _made_on_first_use(CustomerById)
+    vehicle_by_id = _made_on_first_use(VehicleById)
+    driver_by_id = _made_on_first_use(DriverById)
+    shipment_by_id = _made_on_first_use(ShipmentById)
+    shipment_by_tracking_number = _made_on_first_use(ShipmentByTrackingNumber)
+    events_by_shipment = _made_on_first_use(EventsByShipment)
+    shipments_by_customer = _made_on_first_use(ShipmentsByCustomer)
 
     def release(self) -> None:
         """Let go of every row the request loaded, once the request has answered.
