@@ -31,7 +31,7 @@ class Context:
 
     @classmethod
     def for_request(cls, tenant: TenantContext, db: TenantDB) -> Context:
-        return cls(tenant=tenant, db=db, loaders=Loaders.for_request(db))
+        return cls(tenant=tenant, db=db, loaders=Loaders(db))
 
     def release(self) -> None:
         """Drop what the request loaded once it has answered (see `Loaders.release`)."""

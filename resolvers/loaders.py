@@ -1,8 +1,8 @@
 """DataLoaders: each fetches one kind of row in bulk, one SQL statement per batch.
 
 Keys begin with the tenant id, so a cached row can only ever answer its own tenant, and
-a loader asked for another tenant's key answers None without asking the database. All
-loaders of a request are built together by `Loaders.for_request`, never shared between
+a loader asked for another tenant's key answers None without asking the database. A
+request's loaders belong to its `Loaders`, each made on first use and never shared between
 requests. Statements bind arrays (`= ANY(:ids)`), so each has one SQL text whatever the
 batch size, and the prepared-statement cache stays warm.
 """
@@ -241,10 +241,6 @@ class Loaders:
 
     def __init__(self, db: TenantDB) -> None:
         self.db = db
-
-    @classmethod
-    def for_request(cls, db: TenantDB) -> Loaders:
-        return cls(db)
 
     customer_by_id = _made_on_first_use(CustomerById)
     vehicle_by_id = _made_on_first_use(VehicleById)

@@ -85,7 +85,8 @@ async def test_loaders_are_built_per_request_and_keyed_by_tenant(app_engine, acm
     """Two requests never share a cache, so a row cached for one tenant cannot answer another."""
     acme_db, globex_db = TenantDB(app_engine, acme.id), TenantDB(app_engine, globex.id)
     try:
-        acme_loaders, globex_loaders = Loaders.for_request(acme_db), Loaders.for_request(globex_db)
+        acme_loaders, globex_loaders = Loaders(acme_db), Loaders(globex_db)
+        assert acme_loaders.customer_by_id is acme_loaders.customer_by_id  # one loader, one cache, per request
         assert acme_loaders.customer_by_id is not globex_loaders.customer_by_id
         customer = acme.ids["customers"][0]
         assert await acme_loaders.customer_by_id.load((acme.id, customer)) is not None
